@@ -1,0 +1,3 @@
+"""reid: person re-identification with the Group Loss."""
+
+__version__ = "0.1.0"

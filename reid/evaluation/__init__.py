@@ -1,0 +1,5 @@
+"""Ranking metrics for re-ID (CMC, mAP, mINP) and retrieval metrics."""
+
+from .ranking import RankResult, evaluate_rank
+
+__all__ = ["RankResult", "evaluate_rank"]
