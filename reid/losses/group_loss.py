@@ -19,7 +19,9 @@ def pearson_similarity(embeddings: torch.Tensor) -> torch.Tensor:
     return normed @ normed.t()
 
 
-def random_anchor_mask(labels: torch.Tensor, num_anchors: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_anchor_mask(
+    labels: torch.Tensor, num_anchors: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Boolean mask choosing up to `num_anchors` random samples per identity, vectorised."""
     n = labels.numel()
     noise = torch.rand(n, generator=generator, device="cpu").to(labels.device)

@@ -1,0 +1,43 @@
+"""The `reid` command line: train, test, rerank, extract, data."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from reid.errors import ReidError
+
+from .data import data
+from .extract import extract
+from .rerank import rerank
+from .test import test
+from .train import train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reid")
+def cli() -> None:
+    """Person re-identification with the Group Loss: train, evaluate, re-rank, extract features."""
+
+
+for command in (train, test, rerank, extract, data):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ReidError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

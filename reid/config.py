@@ -1,0 +1,168 @@
+"""Typed run configuration: dataclasses, YAML files and dotted `key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reid.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"
+    root: str = "datasets"
+    height: int = 256
+    width: int = 128
+    identities_per_batch: int = 16  # P
+    instances_per_identity: int = 4  # K
+    workers: int = 2
+    flip: bool = True
+    pad: int = 10
+    random_erasing: float = 0.5
+    val_identities: int = 0  # carved from the training identities for model selection
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet50"  # torchvision resnet18/34/50/101, or "timm:<name>"
+    pretrained: str | bool = False  # True: ImageNet weights (download); str: local file
+    last_stride: int = 1
+    pooling: str = "avg"  # avg | max | gem
+    neck: str = "bnneck"  # bnneck | none
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | radam | sgd | adamw
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    scheduler: str = "multistep"  # multistep | cosine | constant
+    milestones: list[int] = field(default_factory=lambda: [40, 70])
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    warmup_factor: float = 0.01
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 120
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False
+    eval_every: int = 0  # 0: only at the end
+    eval_before: bool = False  # also evaluate the untrained model (the demo's baseline)
+    batch_size_test: int = 128
+    output_dir: str = "runs"
+    run_name: str = ""
+
+
+@dataclass
+class TestConfig:
+    flip: bool = False
+    rerank: bool = False
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # loss name -> its options (incl. "weight"); see reid.losses.build_loss
+    loss: dict[str, dict[str, Any]] = field(default_factory=lambda: {"group": {}})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """A short stable hash of the whole configuration (recorded in feature files)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {where + '.' if where else ''}{key} (known: {', '.join(known)})")
+        sub = _SECTIONS.get(key) if cls is Config else None
+        kwargs[key] = _build(sub, value, key) if sub is not None else value
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "test": TestConfig,
+}
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `section.key=value` into its key path and a YAML-typed value."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy), creating loss sub-mappings as needed."""
+    values = json.loads(json.dumps(values))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+        node[path[-1]] = value
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file (or start from defaults), apply overrides and validate the keys."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    values = apply_overrides(values, overrides or [])
+    if "loss" in values and not isinstance(values["loss"], dict):
+        raise ConfigError("loss: expected a mapping of loss name -> options")
+    return _build(Config, values, "")
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a Config from `Config.to_dict()` output (e.g. stored in a checkpoint)."""
+    return _build(Config, values, "")
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

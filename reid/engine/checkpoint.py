@@ -1,0 +1,47 @@
+"""Checkpoints: plain dicts, written atomically, loaded with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reid.errors import ReidError
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write `state` to a temp file in the same folder, fsync it, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint` (tensors and plain data only)."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt", path / "last.pt"):
+            if candidate.is_file():
+                path = candidate
+                break
+    if not path.is_file():
+        raise ReidError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file is a user-facing error
+        raise ReidError(f"{path}: not a readable reid checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ReidError(f"{path}: not a reid checkpoint (no model/config entries)")
+    return state

@@ -1,0 +1,43 @@
+"""Optimizers and per-epoch learning-rate schedules (linear warm-up, then step or cosine)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from reid.config import OptimConfig
+from reid.errors import ConfigError
+
+
+def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "radam":
+        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, nesterov=True)
+    raise ConfigError(f"optim.name: unknown optimizer {cfg.name!r} (adam, adamw, radam, sgd)")
+
+
+def lr_factor(epoch: int, cfg: OptimConfig, total_epochs: int) -> float:
+    """Multiplier of the base learning rate during `epoch` (0-based)."""
+    if epoch < cfg.warmup_epochs:
+        alpha = epoch / cfg.warmup_epochs
+        return cfg.warmup_factor * (1 - alpha) + alpha
+    if cfg.scheduler == "constant":
+        return 1.0
+    if cfg.scheduler == "multistep":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.scheduler == "cosine":
+        span = max(1, total_epochs - cfg.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+    raise ConfigError(f"optim.scheduler: unknown schedule {cfg.scheduler!r} (multistep, cosine, constant)")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_epochs: int):
+    lr_factor(0, cfg, total_epochs)  # validate the name before training starts
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, cfg, total_epochs))

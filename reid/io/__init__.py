@@ -1,0 +1,1 @@
+"""File formats at the edges: HDF5 feature store."""

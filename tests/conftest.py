@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny seeded synthetic dataset in Market-1501's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reid.data.synthetic import SynthSpec, generate
+
+TINY = SynthSpec(identities=12, images_per_identity=6, cameras=3, height=64, width=32, distractors=5, junk=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A data root holding `synthetic-market` (6 train ids, 6 test ids, 3 cameras, 64x32)."""
+    root = tmp_path_factory.mktemp("data")
+    generate(root / "synthetic-market", TINY, progress=False)
+    return root
+
+
+def tiny_config_overrides(root: Path, out: Path) -> list[str]:
+    """Overrides that make a training run take a couple of seconds on the CPU."""
+    return [
+        f"data.root={root}",
+        "data.height=64",
+        "data.width=32",
+        "data.identities_per_batch=3",
+        "data.instances_per_identity=2",
+        "data.workers=0",
+        "model.backbone=timm:resnet10t",
+        "train.epochs=2",
+        "train.device=cpu",
+        f"train.output_dir={out}",
+        "train.batch_size_test=64",
+        "optim.warmup_epochs=0",
+    ]
