@@ -148,7 +148,7 @@ def make_msmt(root: Path, version: str = "V1") -> Expected:
         (base / f"list_{split}.txt").write_text("\n".join(lines) + "\n")
     write_image(base / train_dir / "0099" / "0099_000_01_0303noon_0001_0.jpg", seed=99)
     s = MSMT_SPLITS
-    cams = {c for entries in s.values() for _, c in entries}
+    cams = {c for split in ("train", "query", "gallery") for _, c in s[split]}
     return Expected(base, {"train": _counts(s["train"]), "query": _counts(s["query"]),
                            "gallery": _counts(s["gallery"])}, cameras=len(cams),
                     extra={"train_with_val": _counts(s["train"] + s["val"])})

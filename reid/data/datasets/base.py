@@ -3,7 +3,6 @@ that turns odd files into counted warnings (or one-line errors) at load time."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,8 +10,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from reid.errors import DataError
-
-log = logging.getLogger("reid.data")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # files every release or OS leaves in image folders; never worth a warning
@@ -86,7 +83,10 @@ def _examples(names: list[str], limit: int = 3) -> str:
 
 
 class Issues:
-    """Collects what a loader skips; raises DataError instead where options say so."""
+    """Collects what a loader skips; raises DataError instead where options say so.
+
+    Nothing is logged here: callers show `dataset.warnings` (the CLI prints them once).
+    """
 
     def __init__(self, options: LoadOptions) -> None:
         self.options = options
@@ -96,7 +96,6 @@ class Issues:
     def warn(self, message: str, key: str, n: int) -> None:
         self.counts[key] += n
         self.warnings.append(message)
-        log.warning(message)
 
     def unmatched(self, where: str | Path, names: list[str], expected: str) -> None:
         """Files that do not follow the naming scheme: warned and counted, or an error if strict."""
@@ -104,8 +103,8 @@ class Issues:
             return
         if self.options.strict:
             raise DataError(
-                f"{where}: {len(names)} file(s) not named like {expected}, e.g. {names[0]} "
-                "(strict mode; without --strict they are skipped with a warning)"
+                f"{where}: {len(names)} file(s) not named like {expected}, first {names[0]} "
+                "(strict mode; without it they are skipped with a warning)"
             )
         self.warn(f"{where}: skipped {len(names)} file(s) not named like {expected}: {_examples(names)}",
                   "unmatched", len(names))

@@ -18,7 +18,7 @@ from reid.errors import DataError
 from .base import SPLITS, Issues, LoadOptions, Record, ReidDataset, finish, list_folder
 
 _CAMERA = re.compile(r"(?:^|_)c([1-9]\d*)")
-TREE_NAMING = "<split>/<pid>/<anything>_c<camera from 1>....jpg (e.g. query/17/gate_c2_0001.jpg)"
+TREE_NAMING = "<split>/<pid>/<anything>_c<camera from 1>*.jpg as in query/17/gate_c2_0001.jpg"
 CSV_COLUMNS = ("path", "pid", "camid", "split")
 
 

@@ -26,7 +26,7 @@ from .base import (
 
 _PATTERN = re.compile(r"^(-?\d+)_c([1-9]\d*)")
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-NAMING = "<pid>_c<camera from 1>... (e.g. 0002_c1s1_000451_03.jpg)"
+NAMING = "<pid>_c<camera from 1>* as in 0002_c1s1_000451_03.jpg"
 
 
 def parse_name(name: str) -> tuple[int, int] | None:

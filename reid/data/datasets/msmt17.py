@@ -44,7 +44,7 @@ def image_folders(root: Path) -> tuple[str, Path, Path]:
 def camera_of(name: str) -> int | None:
     """Camera (from 1) of `0000_000_01_0303morning_0015_0.jpg`, or None if not that shape."""
     fields = Path(name).stem.split("_")
-    if len(fields) < 4 or not fields[2].isdigit() or int(fields[2]) < 1:
+    if len(fields) < 4 or not all(f.isdigit() for f in fields[:3]) or int(fields[2]) < 1:
         return None
     return int(fields[2])
 
