@@ -165,5 +165,5 @@ def test_loading_is_deterministic(tmp_path):
     first = build_dataset("market1501", tmp_path)
     shutil.copytree(tmp_path / "Market-1501-v15.09.15", tmp_path / "copy" / "Market-1501")
     second = build_dataset("market1501", tmp_path / "copy")
-    strip = lambda records: [(Path(r.path).name, r.pid, r.camid) for r in records]  # noqa: E731
+    strip = lambda records: [(Path(r.path).name, r.pid, r.camid) for r in records]
     assert strip(first.train) == strip(second.train) == sorted(strip(first.train))

@@ -79,7 +79,7 @@ def test_garbage_is_named(tmp_path):
 
 
 def test_truncated_jpeg_is_refused_not_half_decoded(tmp_path, colour):
-    ok, data = cv2.imencode(".jpg", np.kron(colour, np.ones((8, 8, 1), np.uint8)))
+    _, data = cv2.imencode(".jpg", np.kron(colour, np.ones((8, 8, 1), np.uint8)))
     path = tmp_path / "cut.jpg"
     path.write_bytes(data.tobytes()[: len(data) // 2])
     with pytest.raises(DataError, match=r"cut\.jpg: truncated JPEG \(no end-of-image marker\)"):
@@ -88,7 +88,7 @@ def test_truncated_jpeg_is_refused_not_half_decoded(tmp_path, colour):
 
 
 def test_truncated_png_is_refused(tmp_path, colour):
-    ok, data = cv2.imencode(".png", colour)
+    _, data = cv2.imencode(".png", colour)
     path = tmp_path / "cut.png"
     path.write_bytes(data.tobytes()[:-20])
     with pytest.raises(DataError, match=r"cut\.png: truncated PNG \(no IEND chunk\)"):
@@ -96,7 +96,7 @@ def test_truncated_png_is_refused(tmp_path, colour):
 
 
 def test_jpeg_with_padding_after_end_marker_is_accepted(tmp_path, colour):
-    ok, data = cv2.imencode(".jpg", colour)
+    _, data = cv2.imencode(".jpg", colour)
     path = tmp_path / "padded.jpg"
     path.write_bytes(data.tobytes() + b"\x00" * 100)
     assert image_problem(path) is None
