@@ -112,3 +112,14 @@ def test_csv_row_naming_a_missing_image(tmp_path):
 def test_folder_with_neither_tree_nor_csv(tmp_path):
     with pytest.raises(DataError, match=r"found neither query/ and gallery/ folders nor a CSV file"):
         build_dataset("custom", tmp_path)
+
+
+def test_readme_csv_example_loads(tmp_path):
+    readme = Path(__file__).resolve().parents[1] / "datasets" / "README.md"
+    block = readme.read_text().split("```csv\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "labels.csv").write_text(block)
+    for i, line in enumerate(block.splitlines()[1:]):
+        write_image(tmp_path / line.split(",")[0], seed=i)
+    ds = build_dataset("custom", tmp_path / "labels.csv")
+    assert (counts(ds.train), counts(ds.query), counts(ds.gallery)) == ((2, 3), (1, 1), (2, 3))
+    assert ds.num_cameras == 3 and ds.warnings == []
