@@ -34,7 +34,7 @@ _LABELS = {
 
 
 def _is_market(folder: Path) -> bool:
-    return (folder / "bounding_box_train").is_dir() or (folder / "query").is_dir()
+    return (folder / "bounding_box_train").is_dir() or (folder / "bounding_box_test").is_dir()
 
 
 def _is_msmt(folder: Path) -> bool:
