@@ -167,3 +167,11 @@ def test_loading_is_deterministic(tmp_path):
     second = build_dataset("market1501", tmp_path / "copy")
     strip = lambda records: [(Path(r.path).name, r.pid, r.camid) for r in records]
     assert strip(first.train) == strip(second.train) == sorted(strip(first.train))
+
+
+def test_custom_tree_at_the_root_is_not_mistaken_for_market(tmp_path):
+    from mini_datasets import make_custom_tree
+
+    make_custom_tree(tmp_path)
+    expected = make_market(tmp_path)
+    assert_matches(build_dataset("market1501", tmp_path), expected)
