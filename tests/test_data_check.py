@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from mini_datasets import make_market, make_msmt, write_image
+from .mini_datasets import make_market, make_msmt, write_image
 
 from reid.cli.data_check import check
 from reid.data.check import PUBLISHED, Published, check_dataset, format_check_report

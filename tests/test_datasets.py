@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mini_datasets import Expected, make_cuhk03np, make_duke, make_market, make_msmt
+from .mini_datasets import Expected, make_cuhk03np, make_duke, make_market, make_msmt
 
 from reid.data.datasets import FOLDERS, build_dataset, resolve_data_root
 from reid.data.datasets.market1501 import parse_name
@@ -170,7 +170,7 @@ def test_loading_is_deterministic(tmp_path):
 
 
 def test_custom_tree_at_the_root_is_not_mistaken_for_market(tmp_path):
-    from mini_datasets import make_custom_tree
+    from .mini_datasets import make_custom_tree
 
     make_custom_tree(tmp_path)
     expected = make_market(tmp_path)

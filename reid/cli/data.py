@@ -5,11 +5,15 @@ from __future__ import annotations
 import click
 
 from .common import fail
+from .data_check import check
 
 
 @click.group()
 def data() -> None:
-    """Dataset tools."""
+    """Dataset tools: generate the synthetic benchmark, check a benchmark's counts."""
+
+
+data.add_command(check)
 
 
 @data.command()

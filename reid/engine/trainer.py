@@ -83,6 +83,9 @@ class Trainer:
         seed_everything(config.train.seed)
         data = config.data
         dataset = build_dataset(data.dataset, data.root)
+        for warning in dataset.warnings:
+            self.log.warning("%s", warning)
+            tqdm.write(f"warning: {warning}")
         train, self.val_query, self.val_gallery = carve_validation(
             dataset.train, data.val_identities, config.train.seed
         )
