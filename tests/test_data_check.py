@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from .mini_datasets import make_market, make_msmt, write_image
 
 from reid.cli.data_check import check
 from reid.data.check import PUBLISHED, Published, check_dataset, format_check_report
 from reid.data.datasets import build_dataset
+
+from .mini_datasets import make_market, make_msmt, write_image
 
 
 def test_published_table_matches_method_md_and_cuhk03np_release():

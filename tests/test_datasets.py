@@ -6,12 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from .mini_datasets import Expected, make_cuhk03np, make_duke, make_market, make_msmt
 
 from reid.data.datasets import FOLDERS, build_dataset, resolve_data_root
 from reid.data.datasets.market1501 import parse_name
 from reid.data.datasets.msmt17 import camera_of
 from reid.errors import DataError
+
+from .mini_datasets import Expected, make_cuhk03np, make_duke, make_market, make_msmt
 
 
 def counts(records) -> tuple[int, int]:
@@ -165,7 +166,10 @@ def test_loading_is_deterministic(tmp_path):
     first = build_dataset("market1501", tmp_path)
     shutil.copytree(tmp_path / "Market-1501-v15.09.15", tmp_path / "copy" / "Market-1501")
     second = build_dataset("market1501", tmp_path / "copy")
-    strip = lambda records: [(Path(r.path).name, r.pid, r.camid) for r in records]
+
+    def strip(records):
+        return [(Path(r.path).name, r.pid, r.camid) for r in records]
+
     assert strip(first.train) == strip(second.train) == sorted(strip(first.train))
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from .mini_datasets import make_market, make_msmt, write_image
 
 from reid.data.datasets import build_dataset
 from reid.errors import DataError
+
+from .mini_datasets import make_market, make_msmt, write_image
 
 
 @pytest.fixture

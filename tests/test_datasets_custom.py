@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from .mini_datasets import CUSTOM, make_custom_csv, make_custom_tree, write_image
 
 from reid.data.datasets import build_dataset
 from reid.data.datasets.custom import camera_in_name
 from reid.errors import DataError
+
+from .mini_datasets import CUSTOM, make_custom_csv, make_custom_tree, write_image
 
 
 def counts(records) -> tuple[int, int]:
