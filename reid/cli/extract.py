@@ -38,7 +38,7 @@ def folder_records(folder: Path) -> list[Record]:
 def extract(checkpoint, images, dataset, split, data_root, out, flip, batch_size, device) -> None:
     """Write L2-normalised features, pids, camids and paths to an HDF5 file (atomically)."""
     from reid.data.datasets import build_dataset
-    from reid.inference.features import extract_features
+    from reid.inference.features import TestTimeOptions, extract_features
     from reid.io.features import FeatureSet, write_features
     from reid.models.loading import load_model
 
@@ -54,7 +54,9 @@ def extract(checkpoint, images, dataset, split, data_root, out, flip, batch_size
             raise fail(f"--images {images}: no .jpg/.png/.bmp images found")
     else:
         records = build_dataset(dataset, data_root or config.data.root).split(split)
-    features = extract_features(model, records, pre, dev, batch_size=batch_size, flip=flip, desc=Path(out).name)
+    features = extract_features(
+        model, records, pre, dev, batch_size=batch_size, options=TestTimeOptions(flip=flip), desc=Path(out).name
+    )
     attrs = {
         "model": str(checkpoint),
         "backbone": config.model.backbone,

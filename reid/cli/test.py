@@ -30,12 +30,15 @@ def test(
     """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol."""
     from reid.data.datasets import build_dataset
     from reid.engine.evaluate import evaluate_model
+    from reid.inference.features import TestTimeOptions
     from reid.models.loading import load_model
 
     dev = pick_device(device)
     model, pre, config, _ = load_model(checkpoint, dev)
     data = build_dataset(dataset or config.data.dataset, data_root or config.data.root)
-    result = evaluate_model(model, data.query, data.gallery, pre, dev, batch_size=batch_size, flip=flip)
+    result = evaluate_model(
+        model, data.query, data.gallery, pre, dev, batch_size=batch_size, options=TestTimeOptions(flip=flip)
+    )
     metrics = result.as_dict()
     click.echo(format_metrics_table({Path(checkpoint).name: metrics}))
     click.echo(f"{metrics['num_valid']} valid queries, {metrics['num_skipped']} skipped (no true match)")

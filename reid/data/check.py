@@ -26,12 +26,30 @@ class Published:
 
 # METHOD.md section 6; CUHK03-NP from Zhong et al., CVPR 2017 (person-re-ranking/CUHK03-NP/README.md)
 PUBLISHED: dict[str, Published] = {
-    "market1501": Published((751, 12936), (750, 3368), (751, 15913), 6, "Zheng et al., ICCV 2015",
-                            "gallery ids count the distractor pid 0 as one identity"),
-    "dukemtmc": Published((702, 16522), (702, 2228), (1110, 17661), 8, "Zheng et al., ICCV 2017",
-                          "gallery ids include 408 distractor identities"),
-    "msmt17": Published((1041, 32621), (3060, 11659), (3060, 82161), 15, "Wei et al., CVPR 2018",
-                        "train figures are list_train.txt + list_val.txt (load with --with-val)"),
+    "market1501": Published(
+        (751, 12936),
+        (750, 3368),
+        (751, 15913),
+        6,
+        "Zheng et al., ICCV 2015",
+        "gallery ids count the distractor pid 0 as one identity",
+    ),
+    "dukemtmc": Published(
+        (702, 16522),
+        (702, 2228),
+        (1110, 17661),
+        8,
+        "Zheng et al., ICCV 2017",
+        "gallery ids include 408 distractor identities",
+    ),
+    "msmt17": Published(
+        (1041, 32621),
+        (3060, 11659),
+        (3060, 82161),
+        15,
+        "Wei et al., CVPR 2018",
+        "train figures are list_train.txt + list_val.txt (load with --with-val)",
+    ),
     "cuhk03-np-detected": Published((767, 7365), (700, 1400), (700, 5332), None, "Zhong et al., CVPR 2017"),
     "cuhk03-np-labeled": Published((767, 7368), (700, 1400), (700, 5328), None, "Zhong et al., CVPR 2017"),
 }
@@ -80,8 +98,15 @@ def check_dataset(dataset: ReidDataset, published: Published | None = None) -> C
     `published` (default: the table entry for `dataset.name`; none for synthetic/custom)."""
     published = published or PUBLISHED.get(dataset.name)
     splits = {split: split_stats(dataset.split(split)) for split in SPLITS}
-    report = CheckReport(dataset.name, dataset.root, splits, dataset.num_cameras, published,
-                         warnings=list(dataset.warnings), counts=dict(dataset.counts))
+    report = CheckReport(
+        dataset.name,
+        dataset.root,
+        splits,
+        dataset.num_cameras,
+        published,
+        warnings=list(dataset.warnings),
+        counts=dict(dataset.counts),
+    )
     if published is None:
         report.notes.append(f"no published counts for {dataset.name}; nothing to compare")
         return report

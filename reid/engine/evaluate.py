@@ -10,7 +10,7 @@ import torch
 from reid.data.datasets.base import Record
 from reid.data.transforms import Preprocess
 from reid.evaluation import RankResult, evaluate_rank
-from reid.inference.features import cosine_distance, extract_features
+from reid.inference.features import TestTimeOptions, cosine_distance, extract_features
 
 
 def evaluate_model(
@@ -21,11 +21,11 @@ def evaluate_model(
     device: torch.device | str,
     batch_size: int = 128,
     workers: int = 0,
-    flip: bool = False,
+    options: TestTimeOptions = TestTimeOptions(),
     progress: bool = True,
 ) -> RankResult:
     """Rank-k, mAP and mINP of `model` on `query` against `gallery` (cosine distance)."""
-    kwargs = dict(pre=pre, device=device, batch_size=batch_size, workers=workers, flip=flip, progress=progress)
+    kwargs = dict(pre=pre, device=device, batch_size=batch_size, workers=workers, options=options, progress=progress)
     q = extract_features(model, query, desc="query", **kwargs)
     g = extract_features(model, gallery, desc="gallery", **kwargs)
     return evaluate_rank(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -14,11 +15,43 @@ from reid.data.loaders import test_loader
 from reid.data.transforms import EvalTransform, Preprocess
 
 
+@dataclass(frozen=True)
+class TestTimeOptions:
+    """The Group Loss++ inference switches (METHOD.md section 4); defaults = plain inference."""
+
+    __test__ = False  # not a pytest test class
+
+    flip: bool = False  # average with the horizontal mirror
+    scales: tuple[float, ...] = (1.0,)  # extra input scales to average over
+    pool_lambda: float | None = None  # lambda * max + (1 - lambda) * avg pooling; None: as trained
+    leaky_slope: float | None = None  # slope of the last activation instead of ReLU; None: as trained
+    beta: float = 0.0  # embedding mixing e = f/|f| + beta * f
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        parts = [name for name, on in (("flip", self.flip), ("multiscale", len(self.scales) > 1)) if on]
+        if self.pool_lambda is not None:
+            parts.append(f"pool_lambda={self.pool_lambda}")
+        if self.leaky_slope is not None:
+            parts.append(f"leaky={self.leaky_slope}")
+        if self.beta:
+            parts.append(f"beta={self.beta}")
+        return "+".join(parts) or "none"
+
+
 @torch.no_grad()
-def embed_batch(model: torch.nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
-    """Embeddings (B, D) of a normalised batch (B, 3, H, W); flip TTA averages with the mirror."""
+def embed_batch(
+    model: torch.nn.Module, images: torch.Tensor, options: TestTimeOptions = TestTimeOptions()
+) -> torch.Tensor:
+    """L2-normalised embeddings (B, D) of a normalised batch (B, 3, H, W).
+
+    Only flip averaging is applied here so far; the other switches of `options` are
+    implemented by the inference-strategies module.
+    """
     features = model(images).float()
-    if flip:
+    if options.flip:
         features = features + model(images.flip(3)).float()
     return F.normalize(features, dim=1)
 
@@ -31,7 +64,7 @@ def extract_features(
     device: torch.device | str = "cpu",
     batch_size: int = 128,
     workers: int = 0,
-    flip: bool = False,
+    options: TestTimeOptions = TestTimeOptions(),
     progress: bool = True,
     desc: str = "extract",
 ) -> np.ndarray:
@@ -40,7 +73,7 @@ def extract_features(
     loader = test_loader(records, EvalTransform(pre), batch_size, workers)
     chunks = []
     for images, *_ in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
-        chunks.append(embed_batch(model, images.to(device, non_blocking=True), flip).cpu())
+        chunks.append(embed_batch(model, images.to(device, non_blocking=True), options).cpu())
     if not chunks:
         return np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)

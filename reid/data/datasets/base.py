@@ -106,8 +106,11 @@ class Issues:
                 f"{where}: {len(names)} file(s) not named like {expected}, first {names[0]} "
                 "(strict mode; without it they are skipped with a warning)"
             )
-        self.warn(f"{where}: skipped {len(names)} file(s) not named like {expected}: {_examples(names)}",
-                  "unmatched", len(names))
+        self.warn(
+            f"{where}: skipped {len(names)} file(s) not named like {expected}: {_examples(names)}",
+            "unmatched",
+            len(names),
+        )
 
 
 def list_folder(folder: Path, issues: Issues) -> list[os.DirEntry]:

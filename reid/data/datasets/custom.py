@@ -88,8 +88,9 @@ def load_custom_csv(csv_path: str | Path, options: LoadOptions | None = None) ->
         columns = [c.strip().lower() for c in reader.fieldnames or []]
         missing = [c for c in CSV_COLUMNS if c not in columns]
         if missing:
-            raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; need a header "
-                            f"{','.join(CSV_COLUMNS)}")
+            raise DataError(
+                f"{csv_path}: missing column(s) {', '.join(missing)}; need a header {','.join(CSV_COLUMNS)}"
+            )
         reader.fieldnames = columns
         junk = 0
         for row in reader:
@@ -102,8 +103,9 @@ def load_custom_csv(csv_path: str | Path, options: LoadOptions | None = None) ->
             if pid is None:
                 raise DataError(f"{csv_path} line {line}: pid {values['pid']!r} is not an integer >= -1")
             if not re.fullmatch(r"\d+", values["camid"]):
-                raise DataError(f"{csv_path} line {line}: camid {values['camid']!r} is not an integer >= 0 "
-                                "(camid is 0-based)")
+                raise DataError(
+                    f"{csv_path} line {line}: camid {values['camid']!r} is not an integer >= 0 (camid is 0-based)"
+                )
             if not values["path"]:
                 raise DataError(f"{csv_path} line {line}: empty path")
             if pid == -1:
@@ -134,5 +136,7 @@ def load_custom(root: str | Path, options: LoadOptions | None = None) -> ReidDat
     if len(csvs) == 1:
         return load_custom_csv(csvs[0], options)
     found = f"{len(csvs)} CSV files" if csvs else "neither query/ and gallery/ folders nor a CSV file"
-    raise DataError(f"{root}: found {found}; a custom dataset is a train/query/gallery tree "
-                    "or one CSV with columns path,pid,camid,split")
+    raise DataError(
+        f"{root}: found {found}; a custom dataset is a train/query/gallery tree "
+        "or one CSV with columns path,pid,camid,split"
+    )

@@ -37,8 +37,10 @@ def image_folders(root: Path) -> tuple[str, Path, Path]:
         train_dir, test_dir = _child(root, train), _child(root, test)
         if train_dir is not None and test_dir is not None:
             return version, train_dir, test_dir
-    raise DataError(f"{root}: MSMT17 image folders not found (expected train/ and test/ for V1, "
-                    "mask_train_v2/ and mask_test_v2/ for V2)")
+    raise DataError(
+        f"{root}: MSMT17 image folders not found (expected train/ and test/ for V1, "
+        "mask_train_v2/ and mask_test_v2/ for V2)"
+    )
 
 
 def camera_of(name: str) -> int | None:

@@ -38,8 +38,7 @@ def _matching_children(folder: Path, key: str) -> list[Path]:
     return [c for c in children if c.is_dir() and normalise(c.name).startswith(key)]
 
 
-def find_dataset_folder(root: Path, key: str, is_layout: Callable[[Path], bool], label: str,
-                        expected: str) -> Path:
+def find_dataset_folder(root: Path, key: str, is_layout: Callable[[Path], bool], label: str, expected: str) -> Path:
     """The folder under `root` whose normalised name starts with `key` and passes `is_layout`.
 
     `root` itself is accepted when it already has the layout. Raises DataError when
@@ -59,6 +58,8 @@ def find_dataset_folder(root: Path, key: str, is_layout: Callable[[Path], bool],
         names = ", ".join(str(f.relative_to(root)) for f in found)
         raise DataError(f"{root}: several {label} folders ({names}); pass one of them as --data-root")
     if not found:
-        raise DataError(f"{label} not found under {root}: expected a folder named like {expected} "
-                        f"(see datasets/README.md; set --data-root or {ENV_VAR})")
+        raise DataError(
+            f"{label} not found under {root}: expected a folder named like {expected} "
+            f"(see datasets/README.md; set --data-root or {ENV_VAR})"
+        )
     return found[0]
