@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reid.errors import ConfigError
@@ -39,6 +42,27 @@ class ResNetTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer4(self.forward_until_last(x))
 
+    def forward_softened(self, x: torch.Tensor, slope: float) -> torch.Tensor:
+        """The feature map with the last block's final ReLU replaced by a leaky one of `slope`.
+
+        torchvision blocks reuse one `relu` module two or three times, so the last block is run
+        by hand here (same weights, same ops) with only its final activation changed.
+        """
+        x = self.forward_until_last(x)
+        for block in self.layer4[:-1]:
+            x = block(x)
+        return F.leaky_relu(_residual_preactivation(self.layer4[-1], x), slope)
+
+
+def _residual_preactivation(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A torchvision BasicBlock/Bottleneck up to (and including) the residual add, before its ReLU."""
+    identity = x if block.downsample is None else block.downsample(x)
+    out = F.relu(block.bn1(block.conv1(x)))
+    out = block.bn2(block.conv2(out))
+    if hasattr(block, "conv3"):  # Bottleneck
+        out = block.bn3(block.conv3(F.relu(out)))
+    return out + identity
+
 
 class TimmTrunk(nn.Module):
     """Any timm model by name, through its uniform `forward_features`."""
@@ -52,12 +76,45 @@ class TimmTrunk(nn.Module):
         except RuntimeError as exc:  # timm raises RuntimeError for unknown model names
             raise ConfigError(f"model.backbone: timm has no model {name!r} ({exc})") from None
         self.out_channels = self.net.num_features
+        self.name = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.net.forward_features(x)
         if features.ndim == 3:  # vision transformers: (B, tokens, C) -> (B, C, tokens, 1)
             features = features.transpose(1, 2).unsqueeze(-1)
         return features
+
+    def forward_softened(self, x: torch.Tensor, slope: float) -> torch.Tensor:
+        """The feature map with the last block's final ReLU made leaky (timm ResNet family only)."""
+        with _leaky_final_activation(self.net, self.name, slope):
+            return self.forward(x)
+
+
+def _final_activation(net: nn.Module, model_name: str) -> tuple[nn.Module, str]:
+    """(block, attribute) of the activation applied after the last residual add of a timm ResNet."""
+    from timm.models.resnet import BasicBlock, Bottleneck
+
+    last_stage = getattr(net, "layer4", None)
+    block = last_stage[-1] if isinstance(last_stage, nn.Sequential) and len(last_stage) else None
+    name = "act3" if isinstance(block, Bottleneck) else "act2" if isinstance(block, BasicBlock) else None
+    if name is None or not isinstance(getattr(block, name), nn.ReLU):
+        raise ConfigError(
+            f"test.leaky_slope: the backbone timm:{model_name} "
+            "has no final ReLU after a residual add (supported: torchvision ResNets and timm ResNet variants)"
+        )
+    return block, name
+
+
+@contextmanager
+def _leaky_final_activation(net: nn.Module, model_name: str, slope: float) -> Iterator[None]:
+    """Temporarily swap the final ReLU module of a timm ResNet (used once per block) for LeakyReLU."""
+    block, name = _final_activation(net, model_name)
+    original = getattr(block, name)
+    setattr(block, name, nn.LeakyReLU(slope))
+    try:
+        yield
+    finally:
+        setattr(block, name, original)
 
 
 def build_backbone(name: str, pretrained: bool | str = False, last_stride: int = 1) -> nn.Module:

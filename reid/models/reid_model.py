@@ -30,6 +30,13 @@ def pool(x: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown pooling {kind!r}")
 
 
+def mixed_pool(x: torch.Tensor, lam: float) -> torch.Tensor:
+    """lam * max-pool + (1 - lam) * avg-pool of a feature map (B, C, h, w) -> (B, C) (Group Loss++)."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"pool lambda must be in [0, 1], got {lam}")
+    return lam * pool(x, "max") + (1.0 - lam) * pool(x, "avg")
+
+
 class ReidModel(nn.Module):
     """Training: returns {"features": pooled (B, C), "logits": (B, m)}.
     Evaluation: returns the embedding (B, C), the BNNeck output when the neck is on.
@@ -63,6 +70,22 @@ class ReidModel(nn.Module):
         if not self.training:
             return embedding
         return {"features": pooled, "logits": self.classifier(embedding)}
+
+    def embed(self, x: torch.Tensor, pool_lambda: float | None = None, leaky_slope: float | None = None):
+        """Test-time embedding (B, C) with the Group Loss++ switches; both None: same as eval `forward`.
+
+        pool_lambda: replace the trained pooling by lambda * max + (1 - lambda) * avg.
+        leaky_slope: replace the final ReLU of the last block by a leaky ReLU of this slope
+        (1 = no final activation). The weights are untouched; call in eval mode.
+        """
+        if leaky_slope is None:
+            feature_map = self.backbone(x)
+        elif hasattr(self.backbone, "forward_softened"):
+            feature_map = self.backbone.forward_softened(x, leaky_slope)
+        else:
+            raise ValueError(f"{type(self.backbone).__name__} cannot soften its last activation")
+        pooled = self.pool_features(feature_map) if pool_lambda is None else mixed_pool(feature_map, pool_lambda)
+        return self.neck(pooled)
 
 
 def build_model(config: ModelConfig, num_classes: int) -> ReidModel:
