@@ -66,11 +66,23 @@ class TrainConfig:
 
 @dataclass
 class TestConfig:
-    flip: bool = False
-    rerank: bool = False
+    """Test-time strategies (Group Loss++, METHOD.md 4); each also a `reid test` option."""
+
+    flip: bool = False  # average with the horizontal mirror
+    scales: list[float] = field(default_factory=lambda: [1.0])  # input scales to average over
+    pool_lambda: float | None = None  # lambda * max + (1 - lambda) * avg pooling; None: as trained
+    leaky_slope: float | None = None  # leaky slope of the last block's final activation; None: ReLU
+    beta: float = 0.0  # embedding mixing e = f/|f| + beta * f (then half squared Euclidean distance)
+    qe: str = "none"  # none | alpha (alpha-QE) | dba (database-side augmentation); before re-ranking
+    qe_k: int = 5
+    qe_alpha: float = 3.0
+    rerank: bool = False  # k-reciprocal re-ranking
     k1: int = 20
     k2: int = 6
     lambda_value: float = 0.3
+    ensemble: list[str] = field(default_factory=list)  # snapshot files of the run (temporal ensembling)
+    ensemble_mode: str = "weights"  # weights | features | concat
+    ranked_lists: int = 8  # ranked-list images of random queries written by `reid test`
 
 
 @dataclass

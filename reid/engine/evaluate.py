@@ -105,6 +105,12 @@ class FeatureBank:
         self.batch_size, self.workers, self.progress = batch_size, workers, progress
         self._raw: dict[tuple, tuple[np.ndarray, np.ndarray, float]] = {}
 
+    @torch.no_grad()
+    def warm_up(self, models: Sequence[torch.nn.Module]) -> None:
+        """One untimed forward pass per model, so that the first timed setting pays no start-up cost."""
+        for model in models:
+            model.eval()(torch.zeros(2, 3, self.pre.height, self.pre.width, device=self.device))
+
     def raw(self, name: str, model: torch.nn.Module, options: TestTimeOptions) -> tuple[np.ndarray, np.ndarray, float]:
         """(query raw, gallery raw, seconds) of one model under the network switches of `options`."""
         key = (name, options.network_key())
