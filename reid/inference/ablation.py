@@ -128,7 +128,8 @@ def run_ablation(
 ) -> list[AblationRow]:
     """Evaluate every setting; `model_sets` maps "single" / ensemble modes to (name, model) lists."""
     rows = []
-    bank.warm_up([model for models in model_sets.values() for _, model in models])
+    unique = {id(model): model for models in model_sets.values() for _, model in models}
+    bank.warm_up(list(unique.values()))
     for setting in settings:
         models = model_sets[setting.models]
         mode = setting.models if setting.models in ("features", "concat") else "features"
