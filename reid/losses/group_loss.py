@@ -218,6 +218,8 @@ class GroupLoss(nn.Module):
             raise ValueError(f"anchor_mask must be a bool tensor of shape {tuple(labels.shape)}")
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             emb, z = at_least_float32(embeddings), at_least_float32(logits)
+            dtype = torch.promote_types(emb.dtype, z.dtype)
+            emb, z = emb.to(dtype), z.to(dtype)
             probs = self.propagate(emb, z, labels, anchor_mask)
             picked = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
             per_sample = -torch.log(picked + 1e-12)
