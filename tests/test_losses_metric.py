@@ -43,7 +43,7 @@ def ref_ranked_list(emb, labels, margin=0.4, alpha=1.2, tn=10.0, tp=0.0, lam=1.0
         lp = sum(w * v for v, w in pos) / sum(w for _, w in pos) if pos else 0.0
         ln = sum(w * v for v, w in neg) / sum(w for _, w in neg) if neg else 0.0
         losses.append(lp + lam * ln)
-        weight_sums.append(sum(float(torch.as_tensor(w).detach()) for _, w in pos + neg))
+        weight_sums.append(sum(float(w.detach()) if torch.is_tensor(w) else w for _, w in pos + neg))
     if not query_weighting:
         return sum(losses) / n
     total = sum(weight_sums)
@@ -215,7 +215,7 @@ def test_center_loss_matches_loop_reference_and_trains_its_centres():
     emb = torch.randn(6, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 4, 4, 2, 1, 0])
     value = loss(emb, labels)
-    ref = sum(float(((emb[i] - loss.centers[labels[i]]) ** 2).sum()) for i in range(6)) / 6
+    ref = sum(float(((emb[i] - loss.centers[labels[i]]) ** 2).sum().detach()) for i in range(6)) / 6
     assert abs(float(value.detach()) - ref) < 1e-12
     value.backward()
     torch.testing.assert_close(emb.grad, 2 * (emb - loss.centers[labels]).detach() / 6)
