@@ -16,14 +16,29 @@ def ref_similarity(emb: torch.Tensor, kind: str) -> list[list[torch.Tensor]]:
     return [[torch.dot(rows[i], rows[j]) / (rows[i].norm() * rows[j].norm()) for j in range(n)] for i in range(n)]
 
 
-def ref_group_loss(emb, logits, labels, anchors, m, tau=80.0, iters=2, kind="pearson", zero_diag=False,
-                   ce_weight=1.0, smooth=0.1, reduction="all", eps=1e-12):
+def ref_group_loss(
+    emb,
+    logits,
+    labels,
+    anchors,
+    m,
+    tau=80.0,
+    iters=2,
+    kind="pearson",
+    zero_diag=False,
+    ce_weight=1.0,
+    smooth=0.1,
+    reduction="all",
+    eps=1e-12,
+):
     """METHOD.md section 1 with explicit loops over samples and classes (float64 autograd-able)."""
     n = emb.shape[0]
     sim = ref_similarity(emb, kind)
     zero = emb.new_zeros(())
-    w = [[(zero if zero_diag else zero + 1.0) if i == j else torch.clamp(sim[i][j], min=0.0) for j in range(n)]
-         for i in range(n)]
+    w = [
+        [(zero if zero_diag else zero + 1.0) if i == j else torch.clamp(sim[i][j], min=0.0) for j in range(n)]
+        for i in range(n)
+    ]
     x = []
     for i in range(n):
         if anchors[i]:
@@ -72,9 +87,12 @@ def test_value_and_gradients_match_loop_reference(options):
     emb, logits, labels = make_batch(seed=1)
     anchors = random_anchor_mask(labels, 1, torch.Generator().manual_seed(3))
     ref_kwargs = {
-        "tau": options.get("temperature", 80.0), "iters": options.get("num_iters", 2),
-        "kind": options.get("similarity", "pearson"), "zero_diag": options.get("zero_diagonal", False),
-        "ce_weight": options.get("ce_weight", 1.0), "smooth": options.get("label_smoothing", 0.1),
+        "tau": options.get("temperature", 80.0),
+        "iters": options.get("num_iters", 2),
+        "kind": options.get("similarity", "pearson"),
+        "zero_diag": options.get("zero_diagonal", False),
+        "ce_weight": options.get("ce_weight", 1.0),
+        "smooth": options.get("label_smoothing", 0.1),
         "reduction": options.get("reduction", "all"),
     }
     loss = GroupLoss(7, num_anchors=1, **options)
@@ -128,16 +146,25 @@ def test_pearson_is_invariant_to_shifting_and_positively_scaling_a_feature_vecto
     moved[0] = 250.0 * moved[0] - 17.0
     moved[5] = 0.01 * moved[5] + 3.0
     loss = GroupLoss(7)
-    torch.testing.assert_close(loss(emb, logits, labels, anchor_mask=anchors),
-                               loss(moved, logits, labels, anchor_mask=anchors), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        loss(emb, logits, labels, anchor_mask=anchors),
+        loss(moved, logits, labels, anchor_mask=anchors),
+        rtol=1e-10,
+        atol=1e-12,
+    )
     cosine = GroupLoss(7, similarity="cosine")
     scaled = emb.clone()
     scaled[2] = 40.0 * scaled[2]
-    torch.testing.assert_close(cosine(emb, logits, labels, anchor_mask=anchors),
-                               cosine(scaled, logits, labels, anchor_mask=anchors), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        cosine(emb, logits, labels, anchor_mask=anchors),
+        cosine(scaled, logits, labels, anchor_mask=anchors),
+        rtol=1e-10,
+        atol=1e-12,
+    )
     # a shift does change cosine similarity, so this is a real check of the Pearson centring
-    assert not torch.allclose(cosine(emb, logits, labels, anchor_mask=anchors),
-                              cosine(moved, logits, labels, anchor_mask=anchors))
+    assert not torch.allclose(
+        cosine(emb, logits, labels, anchor_mask=anchors), cosine(moved, logits, labels, anchor_mask=anchors)
+    )
 
 
 def test_random_anchor_mask_picks_min_k_count_per_identity_reproducibly():
@@ -166,12 +193,17 @@ def _finite_loss_and_grads(loss, emb, logits, labels, **kwargs):
     logits = logits.clone().requires_grad_()
     value = loss(emb, logits, labels, **kwargs)
     value.backward()
-    return bool(torch.isfinite(value)) and bool(torch.isfinite(emb.grad).all()) and bool(
-        torch.isfinite(logits.grad).all())
+    return (
+        bool(torch.isfinite(value)) and bool(torch.isfinite(emb.grad).all()) and bool(torch.isfinite(logits.grad).all())
+    )
 
 
-EDGE_OPTIONS = [{}, {"zero_diagonal": True}, {"similarity": "cosine", "zero_diagonal": True},
-                {"reduction": "non_anchors", "zero_diagonal": True, "num_iters": 3}]
+EDGE_OPTIONS = [
+    {},
+    {"zero_diagonal": True},
+    {"similarity": "cosine", "zero_diagonal": True},
+    {"reduction": "non_anchors", "zero_diagonal": True, "num_iters": 3},
+]
 
 
 @pytest.mark.parametrize("options", EDGE_OPTIONS)

@@ -21,8 +21,7 @@ def make_batch(p=4, k=3, d=6, seed=0, spread=0.6):
 # ---------------------------------------------------------------- ranked list loss
 
 
-def ref_ranked_list(emb, labels, margin=0.4, alpha=1.2, tn=10.0, tp=0.0, lam=1.0, query_weighting=False,
-                    detach=True):
+def ref_ranked_list(emb, labels, margin=0.4, alpha=1.2, tn=10.0, tp=0.0, lam=1.0, query_weighting=False, detach=True):
     """METHOD.md section 2 with loops; `detach` makes the exp weights plain Python floats (constants)."""
     n = emb.shape[0]
     unit = [emb[i] / emb[i].norm() for i in range(n)]
@@ -52,15 +51,24 @@ def ref_ranked_list(emb, labels, margin=0.4, alpha=1.2, tn=10.0, tp=0.0, lam=1.0
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"query_weighting": True}, {"temperature_pos": 3.0, "lam": 0.5, "margin": 0.2, "alpha": 1.0},
-     {"detach_weights": False}, {"detach_weights": False, "query_weighting": True, "temperature_pos": 2.0}],
+    [
+        {},
+        {"query_weighting": True},
+        {"temperature_pos": 3.0, "lam": 0.5, "margin": 0.2, "alpha": 1.0},
+        {"detach_weights": False},
+        {"detach_weights": False, "query_weighting": True, "temperature_pos": 2.0},
+    ],
 )
 def test_ranked_list_matches_loop_reference(options):
     emb, labels = make_batch(p=4, k=3, d=5, seed=1, spread=0.9)
-    ref_kw = {"margin": options.get("margin", 0.4), "alpha": options.get("alpha", 1.2),
-              "tp": options.get("temperature_pos", 0.0), "lam": options.get("lam", 1.0),
-              "query_weighting": options.get("query_weighting", False),
-              "detach": options.get("detach_weights", True)}
+    ref_kw = {
+        "margin": options.get("margin", 0.4),
+        "alpha": options.get("alpha", 1.2),
+        "tp": options.get("temperature_pos", 0.0),
+        "lam": options.get("lam", 1.0),
+        "query_weighting": options.get("query_weighting", False),
+        "detach": options.get("detach_weights", True),
+    }
     e1, e2 = emb.clone().requires_grad_(), emb.clone().requires_grad_()
     ours = RankedListLoss(**options)(e1, labels)
     ref = ref_ranked_list(e2, labels, **ref_kw)
@@ -123,8 +131,9 @@ def test_triplet_matches_loop_reference(options):
     emb = torch.cat([emb, torch.randn(1, 5, dtype=torch.float64)])
     e1, e2 = emb.clone().requires_grad_(), emb.clone().requires_grad_()
     ours = TripletLoss(**options)(e1, labels)
-    ref = ref_triplet(e2, labels, options.get("margin", 0.3), options.get("soft_margin", False),
-                      options.get("normalize", False))
+    ref = ref_triplet(
+        e2, labels, options.get("margin", 0.3), options.get("soft_margin", False), options.get("normalize", False)
+    )
     ours.backward()
     ref.backward()
     assert float(ours.detach()) > 0
@@ -150,7 +159,9 @@ def test_triplet_without_negatives_or_positives_is_zero():
 
 
 METRIC_LOSSES = [
-    TripletLoss(), TripletLoss(soft_margin=True, normalize=True), RankedListLoss(),
+    TripletLoss(),
+    TripletLoss(soft_margin=True, normalize=True),
+    RankedListLoss(),
     RankedListLoss(query_weighting=True, detach_weights=False),
 ]
 
@@ -168,8 +179,10 @@ def test_metric_losses_never_give_nan_or_inf(loss):
     gen = torch.Generator().manual_seed(0)
     labels = torch.arange(n) % 4
     cases = {
-        "constant": torch.full((n, d), 0.1), "zero": torch.zeros(n, d),
-        "huge": 1e6 * torch.randn(n, d, generator=gen), "tiny": 1e-30 * torch.randn(n, d, generator=gen),
+        "constant": torch.full((n, d), 0.1),
+        "zero": torch.zeros(n, d),
+        "huge": 1e6 * torch.randn(n, d, generator=gen),
+        "tiny": 1e-30 * torch.randn(n, d, generator=gen),
         "duplicates": torch.randn(1, d, generator=gen).repeat(n, 1),
     }
     for name, emb in cases.items():

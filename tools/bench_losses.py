@@ -103,8 +103,12 @@ def resnet_share(batch: int, classes: int, steps: int, gen: torch.Generator) -> 
 
     loss_ms = min(time_call(loss_only, 5, 1.0))
     best_step = min(step_ms)
-    return {"step_ms": step_ms, "best_step_ms": best_step, "group_loss_best_ms": loss_ms,
-            "share_percent": 100.0 * loss_ms / best_step}
+    return {
+        "step_ms": step_ms,
+        "best_step_ms": best_step,
+        "group_loss_best_ms": loss_ms,
+        "share_percent": 100.0 * loss_ms / best_step,
+    }
 
 
 def main() -> None:
@@ -125,15 +129,25 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
 
     rows = []
-    print(f"loss forward+backward, ms (best of repeats; medians in the JSON), m = {args.classes}, d = {args.dim}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"loss forward+backward, ms (best of repeats; medians in the JSON), m = {args.classes}, d = {args.dim}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"{'n':>5} " + " ".join(f"{name:>12}" for name in LOSS_NAMES) + f" {'group/triplet':>14}")
     for n in args.sizes:
         cells = {}
         for name in LOSS_NAMES:
             times = time_call(loss_step(name, n, args.dim, args.classes, gen), args.repeats, args.min_seconds)
             cells[name] = min(times)
-            rows.append({"n": n, "loss": name, "median_ms": statistics.median(times), "min_ms": cells[name], "repeats": len(times)})
+            rows.append(
+                {
+                    "n": n,
+                    "loss": name,
+                    "median_ms": statistics.median(times),
+                    "min_ms": cells[name],
+                    "repeats": len(times),
+                }
+            )
         ratio = cells["group"] / cells["triplet"]
         print(f"{n:>5} " + " ".join(f"{cells[name]:>12.2f}" for name in LOSS_NAMES) + f" {ratio:>14.2f}")
 
@@ -141,13 +155,22 @@ def main() -> None:
     if args.resnet_steps > 0:
         resnet = resnet_share(args.resnet_batch, args.classes, args.resnet_steps, gen)
         steps = ", ".join(f"{t / 1e3:.1f}" for t in resnet["step_ms"])
-        print(f"\nResNet-50 training step, batch {args.resnet_batch}, 256x128, m = {args.classes}: "
-              f"steps {steps} s (best {resnet['best_step_ms'] / 1e3:.1f} s); Group Loss fwd+bwd (best) "
-              f"{resnet['group_loss_best_ms']:.1f} ms = {resnet['share_percent']:.2f}% of the step")
+        print(
+            f"\nResNet-50 training step, batch {args.resnet_batch}, 256x128, m = {args.classes}: "
+            f"steps {steps} s (best {resnet['best_step_ms'] / 1e3:.1f} s); Group Loss fwd+bwd (best) "
+            f"{resnet['group_loss_best_ms']:.1f} ms = {resnet['share_percent']:.2f}% of the step"
+        )
     if args.json:
-        result = {"config": {**vars(args), "threads_used": torch.get_num_threads(), "torch": torch.__version__,
-                             "machine": platform.processor() or platform.machine()},
-                  "losses": rows, "resnet50": resnet}
+        result = {
+            "config": {
+                **vars(args),
+                "threads_used": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "machine": platform.processor() or platform.machine(),
+            },
+            "losses": rows,
+            "resnet50": resnet,
+        }
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
         print(f"wrote {args.json}")

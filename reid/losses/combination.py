@@ -104,7 +104,9 @@ def build_loss(spec: Mapping[str, Any], num_classes: int) -> CombinedLoss:
         allowed = _options(cls)
         for key in kwargs:
             if key not in allowed:
-                raise ConfigError(f"loss.{name}.{key}: unknown option (choose from weight, {', '.join(sorted(allowed))})")
+                raise ConfigError(
+                    f"loss.{name}.{key}: unknown option (choose from weight, {', '.join(sorted(allowed))})"
+                )
         try:
             terms[name] = cls(num_classes=num_classes, **kwargs) if takes_classes else cls(**kwargs)
         except (ValueError, TypeError) as err:

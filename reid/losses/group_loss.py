@@ -169,8 +169,7 @@ class GroupLoss(nn.Module):
         n = labels.shape[0]
         if embeddings.shape[0] != n or logits.shape[0] != n:
             raise ValueError(
-                f"Group Loss batch sizes differ: embeddings {embeddings.shape[0]}, logits {logits.shape[0]}, "
-                f"labels {n}"
+                f"Group Loss batch sizes differ: embeddings {embeddings.shape[0]}, logits {logits.shape[0]}, labels {n}"
             )
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"Group Loss logits have {logits.shape[1]} columns, num_classes is {self.num_classes}")
