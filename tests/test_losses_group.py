@@ -254,7 +254,9 @@ def test_zero_diagonal_row_without_neighbours_keeps_its_prior():
     torch.testing.assert_close(kept[4], (prior**4) / (prior**4).sum())  # w_44 = 1: x <- x^2 twice
 
 
-def test_autocast_bf16_computes_in_float32():
+@pytest.mark.parametrize("low", [torch.bfloat16, torch.float16])
+def test_autocast_computes_in_float32(low):
+    """Under CPU autocast (bf16, and fp16 where this torch supports it) W, X and the log stay float32."""
     gen = torch.Generator().manual_seed(0)
     layer = torch.nn.Linear(16, 32)
     inputs = torch.randn(12, 16, generator=gen)
@@ -262,17 +264,22 @@ def test_autocast_bf16_computes_in_float32():
     labels = torch.arange(12) % 3
     anchors = random_anchor_mask(labels, 1, torch.Generator().manual_seed(0))
     loss = GroupLoss(6)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    try:
+        with torch.autocast("cpu", dtype=low):
+            emb = layer(inputs)
+    except RuntimeError as err:  # pragma: no cover - depends on the CPU build
+        pytest.skip(f"CPU autocast with {low} unsupported here: {err}")
+    with torch.autocast("cpu", dtype=low):
         emb = layer(inputs)
-        assert emb.dtype == torch.bfloat16
-        value = loss(emb, logits.bfloat16(), labels, anchor_mask=anchors)
+        assert emb.dtype == low
+        value = loss(emb, logits.to(low), labels, anchor_mask=anchors)
     assert value.dtype == torch.float32
-    expected = loss(emb.float(), logits.bfloat16().float(), labels, anchor_mask=anchors)
+    expected = loss(emb.float(), logits.to(low).float(), labels, anchor_mask=anchors)
     torch.testing.assert_close(value, expected)
     value.backward()
     assert torch.isfinite(layer.weight.grad).all()
-    half = loss(emb.detach().half(), logits.half(), labels, anchor_mask=anchors)
-    assert half.dtype == torch.float32 and torch.isfinite(half)
+    plain = loss(emb.detach(), logits.to(low), labels, anchor_mask=anchors)  # low-precision inputs, no autocast
+    assert plain.dtype == torch.float32 and torch.isfinite(plain)
 
 
 @pytest.mark.parametrize(
