@@ -1,52 +1,115 @@
-"""A weighted sum of losses chosen by name in the config."""
+"""A weighted sum of losses built from a config mapping, with each term fed the inputs it needs."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from reid.errors import ConfigError
-
+from ..errors import ConfigError
+from .center import CenterLoss
 from .cross_entropy import CrossEntropyLabelSmooth
 from .group_loss import GroupLoss
+from .ranked_list import RankedListLoss
+from .triplet import TripletLoss
+
+# name -> (class, what its forward takes, whether it is constructed with num_classes)
+LOSSES: dict[str, tuple[type[nn.Module], str, bool]] = {
+    "group": (GroupLoss, "both", True),
+    "ce": (CrossEntropyLabelSmooth, "logits", True),
+    "triplet": (TripletLoss, "embeddings", False),
+    "ranked_list": (RankedListLoss, "embeddings", False),
+    "center": (CenterLoss, "embeddings", True),
+}
 
 
-def _make(name: str, options: dict[str, Any], num_classes: int) -> nn.Module:
-    try:
-        if name == "group":
-            return GroupLoss(num_classes, **options)
-        if name == "ce":
-            return CrossEntropyLabelSmooth(**options)
-    except TypeError as exc:
-        raise ConfigError(f"loss.{name}: {exc}") from None
-    raise ConfigError(f"loss.{name}: unknown loss (known: group, ce)")
+def _options(cls: type[nn.Module]) -> set[str]:
+    params = inspect.signature(cls.__init__).parameters
+    return {name for name in params if name not in ("self", "num_classes", "generator")}
 
 
 class CombinedLoss(nn.Module):
-    """sum_i weight_i * loss_i; forward returns (total, {name: value})."""
+    """sum_k weight_k * loss_k(inputs_k); forward returns (total, {name: float value of loss_k}).
 
-    def __init__(self, spec: dict[str, dict[str, Any]], num_classes: int) -> None:
+    Routing: "group" gets (embeddings, logits, labels, generator=...), "ce" gets (logits, labels),
+    "triplet", "ranked_list" and "center" get (embeddings, labels). The parts are the unweighted
+    term values (detached floats, for logging); "group" also reports "group.nll" and "group.ce".
+    """
+
+    def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float]) -> None:
         super().__init__()
-        if not spec:
-            raise ConfigError("loss: at least one loss is needed")
-        self.weights: dict[str, float] = {}
-        self.terms = nn.ModuleDict()
-        for name, options in spec.items():
-            options = dict(options or {})
-            self.weights[name] = float(options.pop("weight", 1.0))
-            self.terms[name] = _make(name, options, num_classes)
+        if not terms:
+            raise ValueError("CombinedLoss needs at least one loss")
+        self.terms = nn.ModuleDict(dict(terms))
+        self.weights = {name: float(weights[name]) for name in terms}
 
-    def forward(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor):
-        parts = {}
-        total = embeddings.new_zeros((), dtype=torch.float32)
-        for name, term in self.terms.items():
-            value = term(logits, labels) if name == "ce" else term(embeddings, logits, labels)
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}: {weight}" for name, weight in self.weights.items())
+
+    def forward(
+        self,
+        embeddings: torch.Tensor | None,
+        logits: torch.Tensor | None,
+        labels: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        total: torch.Tensor | None = None
+        parts: dict[str, float] = {}
+        for name, module in self.terms.items():
+            needs = LOSSES[name][1]
+            if needs in ("embeddings", "both") and embeddings is None:
+                raise ValueError(f"loss '{name}' needs embeddings, got None")
+            if needs in ("logits", "both") and logits is None:
+                raise ValueError(f"loss '{name}' needs logits, got None")
+            if name == "group":
+                nll, ce = module.terms(embeddings, logits, labels, generator=generator)
+                value = nll + module.ce_weight * ce
+                parts["group.nll"], parts["group.ce"] = float(nll.detach()), float(ce.detach())
+            elif needs == "logits":
+                value = module(logits, labels)
+            else:
+                value = module(embeddings, labels)
             parts[name] = float(value.detach())
-            total = total + self.weights[name] * value
+            weighted = self.weights[name] * value
+            total = weighted if total is None else total + weighted
+        assert total is not None
         return total, parts
 
 
-def build_loss(spec: dict[str, dict[str, Any]], num_classes: int) -> CombinedLoss:
-    return CombinedLoss(spec, num_classes)
+def build_loss(spec: Mapping[str, Any], num_classes: int) -> CombinedLoss:
+    """Build a CombinedLoss from e.g. {"group": {"weight": 1.0, "temperature": 80}, "triplet": {"margin": 0.3}}.
+
+    Each key names a loss (group, ce, triplet, ranked_list, center); its mapping holds "weight"
+    (default 1.0) and the loss's constructor options. An unknown loss or option, a missing or
+    negative weight, or an option the loss rejects raises ConfigError naming the key.
+    """
+    if not isinstance(spec, Mapping) or not spec:
+        raise ConfigError(f"loss: expected a non-empty mapping of loss names to options, got {spec!r}")
+    terms: dict[str, nn.Module] = {}
+    weights: dict[str, float] = {}
+    for name, options in spec.items():
+        if name not in LOSSES:
+            raise ConfigError(f"loss.{name}: unknown loss (choose from {', '.join(LOSSES)})")
+        options = {} if options is None else options
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"loss.{name}: expected a mapping of options, got {options!r}")
+        cls, _, takes_classes = LOSSES[name]
+        kwargs = dict(options)
+        weight = kwargs.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ConfigError(f"loss.{name}.weight: expected a number >= 0, got {weight!r}")
+        allowed = _options(cls)
+        for key in kwargs:
+            if key not in allowed:
+                raise ConfigError(
+                    f"loss.{name}.{key}: unknown option (choose from weight, {', '.join(sorted(allowed))})"
+                )
+        try:
+            terms[name] = cls(num_classes=num_classes, **kwargs) if takes_classes else cls(**kwargs)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"loss.{name}: {err}") from err
+        weights[name] = float(weight)
+    return CombinedLoss(terms, weights)

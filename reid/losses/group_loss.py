@@ -1,6 +1,16 @@
 """The Group Loss (Elezi et al., ECCV 2020): label propagation by replicator dynamics.
 
-See METHOD.md section 1. Shapes: embeddings (n, d), logits (n, m), labels (n,).
+See METHOD.md section 1. Shapes: embeddings (n, d), logits (n, m), labels (n,) int64 in [0, m).
+
+Numerical policy (why nothing here can produce NaN or inf):
+- similarities are computed on rows rescaled by their largest absolute entry, so 1e6-sized or
+  1e-30-sized features give the same W as unit-sized ones; a row whose centred (Pearson) or raw
+  (cosine) vector is numerically zero has no similarity to anything (its W row is 0 off the diagonal);
+- the diagonal is set to exactly 1 when kept (authors' code), so every W row is non-zero;
+- each replicator step keeps a row of X unchanged when its new mass sum(x_i * (W x)_i) is <= eps
+  (this only happens with zero_diagonal, e.g. an isolated sample or an anchor whose neighbours all
+  carry other labels), instead of dividing 0 by 0;
+- the log has the METHOD's +1e-12.
 """
 
 from __future__ import annotations
@@ -9,30 +19,99 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._common import at_least_float32
 from .cross_entropy import CrossEntropyLabelSmooth
+
+SIMILARITIES = ("pearson", "cosine")
+REDUCTIONS = ("all", "non_anchors")
+# a centred/raw row whose norm is below this fraction of sqrt(d) (after rescaling to max |f| = 1) is "zero":
+# float32 rounding of the mean leaves ~1e-7 per entry on a constant row, real features are far above it.
+_REL_ZERO = 1e-5
+
+
+def _unit_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm; rows that are numerically zero become exactly zero. (n, d) -> (n, d)."""
+    norm = rows.norm(dim=1, keepdim=True)
+    is_zero = norm <= _REL_ZERO * rows.shape[1] ** 0.5
+    return torch.where(is_zero, torch.zeros_like(rows), rows / torch.where(is_zero, torch.ones_like(norm), norm))
+
+
+def _rescale_rows(embeddings: torch.Tensor) -> torch.Tensor:
+    """Divide each row by its largest absolute entry (scale-free, avoids overflow); zero rows stay zero."""
+    peak = embeddings.detach().abs().amax(dim=1, keepdim=True)
+    return embeddings / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
 def pearson_similarity(embeddings: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation between rows: centre each row on its own mean, then cosine."""
-    centred = embeddings - embeddings.mean(dim=1, keepdim=True)
-    normed = F.normalize(centred, dim=1, eps=1e-12)
-    return normed @ normed.t()
+    """Pearson correlation between rows, (n, d) -> (n, n) in [-1, 1].
+
+    Each row is centred on its own mean over the d dimensions, then rows are compared by cosine.
+    A constant row correlates 0 with everything (also with itself: callers set the diagonal).
+    """
+    rows = _rescale_rows(embeddings)
+    unit = _unit_rows(rows - rows.mean(dim=1, keepdim=True))
+    return unit @ unit.t()
+
+
+def cosine_similarity_matrix(embeddings: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between rows, (n, d) -> (n, n); a zero row has similarity 0 to everything."""
+    unit = _unit_rows(_rescale_rows(embeddings))
+    return unit @ unit.t()
 
 
 def random_anchor_mask(
     labels: torch.Tensor, num_anchors: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Boolean mask choosing up to `num_anchors` random samples per identity, vectorised."""
+    """Boolean (n,) mask choosing min(num_anchors, count) random samples of each identity in `labels`.
+
+    Vectorised: a random permutation gives every sample a distinct key; a sample is an anchor when fewer
+    than `num_anchors` samples of its identity have a smaller key. The permutation is drawn on the CPU
+    from `generator` (or the global RNG), so a seeded generator gives the same anchors on any device.
+    """
+    if num_anchors < 0:
+        raise ValueError(f"num_anchors must be >= 0, got {num_anchors}")
     n = labels.numel()
-    noise = torch.rand(n, generator=generator, device="cpu").to(labels.device)
-    # rank of each sample among its identity by random key
+    keys = torch.randperm(n, generator=generator).to(labels.device)
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    rank = (same & (noise.unsqueeze(0) < noise.unsqueeze(1))).sum(dim=1)
+    rank = (same & (keys.unsqueeze(0) < keys.unsqueeze(1))).sum(dim=1)
     return rank < num_anchors
 
 
+def replicator_dynamics(probs: torch.Tensor, weights: torch.Tensor, num_iters: int, eps: float) -> torch.Tensor:
+    """T steps of X <- normalize_rows(X * (W @ X)); a row whose new mass is <= eps stays as it was.
+
+    probs (n, m) non-negative rows summing to 1, weights (n, n) non-negative. Returns (n, m).
+    """
+    for _ in range(num_iters):
+        numer = probs * (weights @ probs)
+        mass = numer.sum(dim=1, keepdim=True)
+        ok = mass > eps
+        probs = torch.where(ok, numer / torch.where(ok, mass, torch.ones_like(mass)), probs)
+    return probs
+
+
 class GroupLoss(nn.Module):
-    """Group Loss with the authors' defaults (Pearson, diagonal kept, tau 80, T 2, 3 anchors)."""
+    """Group Loss plus auxiliary label-smoothed cross-entropy; defaults are the authors' (METHOD.md 1).
+
+    Args:
+        num_classes: m, the number of training identities (logits width), >= 2.
+        temperature: tau of the prior softmax(z / tau) (authors: 80 on Market-1501).
+        num_anchors: labelled samples per identity in the batch (fewer when an identity has fewer).
+        num_iters: T replicator-dynamics steps (authors: 2 for re-ID, 1 for retrieval); 0 = prior only.
+        similarity: "pearson" (authors) or "cosine"; negative similarities are clipped to 0.
+        zero_diagonal: the paper's w_ii = 0 instead of the code's w_ii = 1; rows left without mass keep
+            their previous X row (see `replicator_dynamics`).
+        ce_weight: weight of CE(z, y) on the raw logits at temperature 1; 0 switches it off.
+        label_smoothing: epsilon of that cross-entropy.
+        reduction: "all" averages -log x_i[y_i] over all n samples, anchors included (authors);
+            "non_anchors" only over the non-anchors (0 when every sample is an anchor).
+        eps: mass threshold of the replicator fallback.
+
+    Batches must hold at least two identities (with one identity label propagation is trivial and the
+    loss says nothing about separating people): such a batch raises ValueError, as do labels outside
+    [0, num_classes) or shape mismatches. K = 1 (every sample its identity's only one) is legal: every
+    sample is an anchor, the propagation term is ~0 and only the cross-entropy trains.
+    """
 
     def __init__(
         self,
@@ -40,18 +119,116 @@ class GroupLoss(nn.Module):
         temperature: float = 80.0,
         num_anchors: int = 3,
         num_iters: int = 2,
+        similarity: str = "pearson",
+        zero_diagonal: bool = False,
         ce_weight: float = 1.0,
         label_smoothing: float = 0.1,
+        reduction: str = "all",
+        eps: float = 1e-12,
     ) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"Group Loss needs at least 2 classes, got {num_classes}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"Group Loss needs num_classes >= 2, got {num_classes!r}")
+        if not temperature > 0 or temperature == float("inf"):
+            raise ValueError(f"Group Loss temperature must be a positive finite number, got {temperature!r}")
+        for name, value in (("num_anchors", num_anchors), ("num_iters", num_iters)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Group Loss {name} must be an integer >= 0, got {value!r}")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"Group Loss similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"Group Loss reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if not ce_weight >= 0:
+            raise ValueError(f"Group Loss ce_weight must be >= 0, got {ce_weight!r}")
+        if not 0 < eps < 1e-3:
+            raise ValueError(f"Group Loss eps must be in (0, 1e-3), got {eps!r}")
         self.num_classes = num_classes
-        self.temperature = temperature
+        self.temperature = float(temperature)
         self.num_anchors = num_anchors
         self.num_iters = num_iters
-        self.ce_weight = ce_weight
-        self.ce = CrossEntropyLabelSmooth(label_smoothing)
+        self.similarity = similarity
+        self.zero_diagonal = bool(zero_diagonal)
+        self.ce_weight = float(ce_weight)
+        self.reduction = reduction
+        self.eps = float(eps)
+        self.ce = CrossEntropyLabelSmooth(label_smoothing, num_classes=num_classes)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, temperature={self.temperature}, num_anchors={self.num_anchors}, "
+            f"num_iters={self.num_iters}, similarity={self.similarity!r}, zero_diagonal={self.zero_diagonal}, "
+            f"ce_weight={self.ce_weight}, reduction={self.reduction!r}"
+        )
+
+    def _check(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        if embeddings.dim() != 2 or logits.dim() != 2 or labels.dim() != 1:
+            raise ValueError(
+                f"Group Loss expects embeddings (n, d), logits (n, m), labels (n,); got "
+                f"{tuple(embeddings.shape)}, {tuple(logits.shape)}, {tuple(labels.shape)}"
+            )
+        n = labels.shape[0]
+        if embeddings.shape[0] != n or logits.shape[0] != n:
+            raise ValueError(
+                f"Group Loss batch sizes differ: embeddings {embeddings.shape[0]}, logits {logits.shape[0]}, labels {n}"
+            )
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"Group Loss logits have {logits.shape[1]} columns, num_classes is {self.num_classes}")
+        if labels.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"Group Loss labels must be integer class indices, got {labels.dtype}")
+        if n == 0:
+            raise ValueError("Group Loss got an empty batch")
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= self.num_classes:
+            raise ValueError(f"Group Loss labels must lie in [0, {self.num_classes}), got min {low} max {high}")
+        if low == high:
+            raise ValueError(f"Group Loss needs at least two identities in a batch, got only identity {low}")
+
+    def similarity_matrix(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """W (n, n): clipped similarities with the diagonal set to 1 (default) or 0 (zero_diagonal)."""
+        sim = pearson_similarity(embeddings) if self.similarity == "pearson" else cosine_similarity_matrix(embeddings)
+        eye = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
+        diag_value = 0.0 if self.zero_diagonal else 1.0
+        return torch.where(eye, torch.full_like(sim, diag_value), F.relu(sim))
+
+    def propagate(
+        self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, anchor_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The refined assignment X (n, m) after T replicator steps, float32 (inputs already checked)."""
+        weights = self.similarity_matrix(embeddings)
+        probs = F.softmax(logits / self.temperature, dim=1)
+        one_hot = F.one_hot(labels.long(), self.num_classes).to(probs.dtype)
+        probs = torch.where(anchor_mask.unsqueeze(1), one_hot, probs)
+        return replicator_dynamics(probs, weights, self.num_iters, self.eps)
+
+    def terms(
+        self,
+        embeddings: torch.Tensor,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        anchor_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(propagation NLL, cross-entropy) as float32 scalars; the loss is nll + ce_weight * ce."""
+        self._check(embeddings, logits, labels)
+        labels = labels.long()
+        if anchor_mask is None:
+            anchor_mask = random_anchor_mask(labels, self.num_anchors, generator)
+        elif anchor_mask.shape != labels.shape or anchor_mask.dtype != torch.bool:
+            raise ValueError(f"anchor_mask must be a bool tensor of shape {tuple(labels.shape)}")
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            emb, z = at_least_float32(embeddings), at_least_float32(logits)
+            dtype = torch.promote_types(emb.dtype, z.dtype)
+            emb, z = emb.to(dtype), z.to(dtype)
+            probs = self.propagate(emb, z, labels, anchor_mask)
+            picked = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+            per_sample = -torch.log(picked + 1e-12)
+            if self.reduction == "all":
+                nll = per_sample.mean()
+            else:
+                keep = (~anchor_mask).to(per_sample.dtype)
+                nll = (per_sample * keep).sum() / keep.sum().clamp_min(1.0)
+            ce = self.ce(z, labels) if self.ce_weight > 0 else z.sum() * 0.0
+        return nll, ce
 
     def forward(
         self,
@@ -59,17 +236,8 @@ class GroupLoss(nn.Module):
         logits: torch.Tensor,
         labels: torch.Tensor,
         anchor_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            emb, z = embeddings.float(), logits.float()
-            weights = F.relu(pearson_similarity(emb))
-            probs = F.softmax(z / self.temperature, dim=1)
-            if anchor_mask is None:
-                anchor_mask = random_anchor_mask(labels, self.num_anchors)
-            one_hot = F.one_hot(labels, self.num_classes).to(probs.dtype)
-            probs = torch.where(anchor_mask.unsqueeze(1), one_hot, probs)
-            for _ in range(self.num_iters):
-                probs = probs * (weights @ probs)
-                probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
-            nll = -torch.log(probs.gather(1, labels.unsqueeze(1)).squeeze(1) + 1e-12).mean()
-            return nll + self.ce_weight * self.ce(z, labels)
+        """Scalar float32 loss. anchor_mask (n,) bool fixes the anchors; else `generator` draws them."""
+        nll, ce = self.terms(embeddings, logits, labels, anchor_mask, generator)
+        return nll + self.ce_weight * ce
