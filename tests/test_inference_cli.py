@@ -1,0 +1,156 @@
+"""`reid test` with the Group Loss++ strategies, temporal ensembles and --ablation, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from reid.cli import cli
+from reid.data.datasets import build_dataset
+from reid.engine.checkpoint import load_checkpoint, save_checkpoint
+from reid.engine.evaluate import evaluate_features, evaluate_model
+from reid.inference.features import TestTimeOptions, extract_features
+from reid.models.loading import load_model
+
+from .conftest import tiny_config_overrides
+
+
+@pytest.fixture(scope="module")
+def run_with_snapshots(tiny_root, tmp_path_factory):
+    """A tiny trained run plus two snapshots: last.pt with seeded noise on every float tensor."""
+    out = tmp_path_factory.mktemp("runs")
+    run_dir = out / "tiny"
+    args = ["train", "-c", "configs/demo.yaml", "--quiet", "--output", str(run_dir)]
+    result = CliRunner().invoke(cli, args + tiny_config_overrides(tiny_root, out))
+    assert result.exit_code == 0, result.output
+    folder = run_dir / "checkpoints"
+    state = load_checkpoint(folder / "last.pt")
+    g = torch.Generator().manual_seed(0)
+    for epoch in (1, 2):
+        noisy = {
+            k: v + 0.1 * v.abs().mean() * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+            for k, v in state["model"].items()
+        }
+        save_checkpoint({**state, "model": noisy, "epoch": epoch}, folder / f"epoch_{epoch:03d}.pt")
+    return run_dir
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["test", *map(str, args), "--device", "cpu", "--ranked-lists", "0"])
+
+
+def saved_metrics(folder):
+    return json.loads((folder / "test_metrics.json").read_text())
+
+
+def same_metrics(saved: dict, expected: dict):
+    for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
+        assert saved[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def test_every_switch_reaches_the_features(run_with_snapshots, tiny_root, tmp_path):
+    args = ["--flip", "--scales", "1.0,1.1", "--pool-lambda", 0.5, "--leaky-slope", 0.2, "--beta", 0.003]
+    result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path, *args)
+    assert result.exit_code == 0, result.output
+    saved = saved_metrics(tmp_path)
+    options = TestTimeOptions(flip=True, scales=(1.0, 1.1), pool_lambda=0.5, leaky_slope=0.2, beta=0.003)
+    assert saved["options"] == json.loads(json.dumps(options.to_dict()))
+    model, pre, _, _ = load_model(run_with_snapshots)
+    data = build_dataset("synthetic", tiny_root)
+    expected = evaluate_model(model, data.query, data.gallery, pre, "cpu", options=options, progress=False)
+    same_metrics(saved, expected.as_dict())
+    assert "strategies: flip+scales=1,1.1+pool_lambda=0.5+leaky=0.2+beta=0.003" in result.output
+
+
+def test_config_test_section_gives_the_defaults_and_options_override_it(run_with_snapshots, tiny_root, tmp_path):
+    state = load_checkpoint(run_with_snapshots / "checkpoints" / "last.pt")
+    state["config"]["test"].update(flip=True, pool_lambda=0.7, scales=[1.0, 0.9])
+    save_checkpoint(state, tmp_path / "configured.pt")
+    result = invoke("-m", tmp_path / "configured.pt", "--data-root", tiny_root, "--pool-lambda", 0.2)
+    assert result.exit_code == 0, result.output
+    options = saved_metrics(tmp_path)["options"]
+    assert options["flip"] is True and options["scales"] == [1.0, 0.9] and options["pool_lambda"] == 0.2
+
+
+def manual_average(paths):
+    """Mean of the snapshots' float tensors by an explicit float64 sum."""
+    states = [load_checkpoint(p)["model"] for p in paths]
+    out = {}
+    for key, value in states[-1].items():
+        if value.is_floating_point():
+            total = torch.zeros(value.shape, dtype=torch.float64)
+            for state in states:
+                total += state[key].double()
+            out[key] = (total / len(states)).float()
+        else:
+            out[key] = value
+    return out
+
+
+def test_weight_ensemble_equals_the_manually_averaged_model(run_with_snapshots, tiny_root, tmp_path):
+    names = "epoch_001.pt,epoch_002.pt,last.pt"
+    result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path, "--ensemble", names)
+    assert result.exit_code == 0, result.output
+    saved = saved_metrics(tmp_path)
+    assert saved["ensemble"]["mode"] == "weights" and len(saved["ensemble"]["snapshots"]) == 3
+    folder = run_with_snapshots / "checkpoints"
+    model, pre, _, _ = load_model(folder / "last.pt")
+    model.load_state_dict(manual_average([folder / n for n in names.split(",")]))
+    data = build_dataset("synthetic", tiny_root)
+    same_metrics(saved, evaluate_model(model, data.query, data.gallery, pre, "cpu", progress=False).as_dict())
+
+
+@pytest.mark.parametrize("mode", ["features", "concat"])
+def test_feature_ensembles_equal_a_manual_combination(run_with_snapshots, tiny_root, tmp_path, mode):
+    names, flip = ["epoch_001.pt", "last.pt"], mode == "concat"  # flip once: the options reach every snapshot
+    args = ["--ensemble", ",".join(names), "--ensemble-mode", mode] + (["--flip"] if flip else [])
+    result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path, *args)
+    assert result.exit_code == 0, result.output
+    data = build_dataset("synthetic", tiny_root)
+    qs, gs = [], []
+    for name in names:
+        model, pre, _, _ = load_model(run_with_snapshots / "checkpoints" / name)
+        qs.append(extract_features(model, data.query, pre, options=TestTimeOptions(flip=flip), progress=False))
+        gs.append(extract_features(model, data.gallery, pre, options=TestTimeOptions(flip=flip), progress=False))
+    if mode == "features":
+        q, g = qs[0] + qs[1], gs[0] + gs[1]
+        q, g = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
+    else:
+        q, g = np.hstack(qs) / np.sqrt(2), np.hstack(gs) / np.sqrt(2)
+    expected, _, _ = evaluate_features(q, g, data.query, data.gallery)
+    same_metrics(saved_metrics(tmp_path), expected.as_dict())
+
+
+def test_ablation_writes_a_row_per_strategy_and_reuses_the_test_numbers(run_with_snapshots, tiny_root, tmp_path):
+    result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path, "--ablation")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads((tmp_path / "ablation.json").read_text())["rows"]}
+    for name in ("baseline", "flip", "pool mix lambda=0.5", "ensemble (weights)", "ensemble (concat)"):
+        assert name in rows and name in result.output
+    assert "all + ensemble (weights)" in rows and "all, single model" in rows
+    assert all(row["seconds"] >= row["extract_s"] > 0 for row in rows.values())
+    plain = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path / "plain")
+    same_metrics(rows["baseline"], saved_metrics(tmp_path / "plain"))
+    flip = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path / "flip", "--flip")
+    assert plain.exit_code == flip.exit_code == 0
+    same_metrics(rows["flip"], saved_metrics(tmp_path / "flip"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scales", "1.0,big"], "--scales '1.0,big': expected comma-separated numbers"),
+        (["--pool-lambda", "1.5"], "test.pool_lambda: must be in [0, 1], got 1.5"),
+        (["--leaky-slope", "2"], "test.leaky_slope: must be in [0, 1]"),
+        (["--ensemble", "last.pt"], "--ensemble: give at least two checkpoints"),
+        (["--ensemble", "last.pt,epoch_077.pt"], "epoch_077.pt not found"),
+        (["--k1", "0"], "test.k1 and test.k2 must be >= 1"),
+    ],
+)
+def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, args, message):
+    result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, *args)
+    assert result.exit_code != 0
+    text = str(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else ""
+    assert message in text + result.output
