@@ -1,5 +1,6 @@
-"""Ranking metrics for re-ID (CMC, mAP, mINP) and retrieval metrics."""
+"""Ranking metrics for re-ID (CMC, mAP, mINP), retrieval metrics and reports."""
 
-from .ranking import RankResult, evaluate_rank
+from .distance import pairwise_distances
+from .ranking import AP_MODES, RankResult, evaluate_features, evaluate_rank
 
-__all__ = ["RankResult", "evaluate_rank"]
+__all__ = ["AP_MODES", "RankResult", "evaluate_features", "evaluate_rank", "pairwise_distances"]
