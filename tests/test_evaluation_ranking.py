@@ -14,7 +14,8 @@ def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, junk=Non
     uniq = np.unique(g_pids)
     cmcs, aps, inps, skipped = [], [], [], 0
     for i in range(num_q):
-        def ok(j):
+
+        def ok(j, i=i):
             if g_pids[j] == -1 or (junk is not None and junk[i, j]):
                 return False
             return not (g_pids[j] == q_pids[i] and g_camids[j] == q_camids[i])

@@ -26,7 +26,7 @@ def auto_chunk_size(num_gallery: int, itemsize: int = 4) -> int:
 class DistanceChunks:
     """Distances between query features and gallery features, row chunk by row chunk.
 
-    metric "cosine": 1 - cosine similarity (features L2-normalised here).
+    metric "cosine": 1 - cosine similarity (dot products scaled by the inverse norms).
     metric "euclidean": squared Euclidean distance on the features as given
     (same ranking as the Euclidean distance, without the square root).
     Features (N, D) are computed in float32 unless given as float64.
@@ -41,20 +41,23 @@ class DistanceChunks:
         dtype = np.float64 if np.float64 in (q.dtype, g.dtype) else np.float32
         q, g = q.astype(dtype, copy=False), g.astype(dtype, copy=False)
         self.metric = metric
+        self.q, self.g = q, g  # never copied: the gallery is used transposed in the product
         if metric == "cosine":
-            q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), np.finfo(dtype).tiny)
-            g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), np.finfo(dtype).tiny)
-        self.q = q
-        self.g_t = np.ascontiguousarray(g.T)
-        self.g_sq = np.einsum("ij,ij->i", g, g) if metric == "euclidean" else None
+            tiny = np.finfo(dtype).tiny
+            self.q_scale = 1 / np.maximum(np.sqrt(np.einsum("ij,ij->i", q, q)), tiny)
+            self.g_scale = 1 / np.maximum(np.sqrt(np.einsum("ij,ij->i", g, g)), tiny)
+        else:
+            self.g_sq = np.einsum("ij,ij->i", g, g)
         self.shape = (q.shape[0], g.shape[0])
         self.dtype = dtype
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """(stop - start, G) distances of queries start..stop-1, a new writable array."""
         q = self.q[start:stop]
-        d = q @ self.g_t
+        d = q @ self.g.T
         if self.metric == "cosine":
+            d *= self.q_scale[start:stop, None]
+            d *= self.g_scale[None, :]
             np.subtract(1, d, out=d)
         else:
             d *= -2
