@@ -159,7 +159,7 @@ def _evaluate_chunks(
     first = np.full(num_q, -1, dtype=np.int64)
     cmc_sum = np.zeros(max_rank)
     for start, chunk in chunks:
-        if np.isnan(chunk).any():
+        if chunk.size and np.isnan(chunk.min()):  # min propagates NaN without a temporary
             raise ValueError("distance matrix contains NaN")
         if junk_cols.size:
             chunk[:, junk_cols] = np.nan
@@ -185,6 +185,7 @@ def _evaluate_chunks(
             if single_gallery_shot:
                 drawn = sampled_first_ranks(row, grp, groups, num_repeats, seed, i)
                 cmc_sum += np.count_nonzero(drawn[:, None] <= np.arange(max_rank), axis=0) / num_repeats
+        del chunk, row  # free this chunk before the next one is made
     valid = int(np.count_nonzero(first >= 0))
     if valid == 0:
         raise ValueError("no query has a true match in the gallery")
