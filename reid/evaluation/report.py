@@ -79,6 +79,7 @@ def plot_cmc(cmc_curves: dict[str, np.ndarray], path: str | os.PathLike, title: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
     try:
@@ -89,7 +90,8 @@ def plot_cmc(cmc_curves: dict[str, np.ndarray], path: str | os.PathLike, title: 
         ax.set_xlabel("rank")
         ax.set_ylabel("matching rate (%)")
         ax.set_xlim(left=1)
-        ax.set_ylim(top=100)
+        ax.set_ylim(top=101)  # a curve at 100% stays visible
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.set_title(title)
         ax.legend(loc="lower right")
