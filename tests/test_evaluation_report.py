@@ -75,7 +75,7 @@ def test_ranked_list_layout_and_border_colours(tmp_path):
         assert tuple(img[1, left + cell_w // 2]) == border
         assert tuple(img[b + h // 2, left + 1]) == border
         assert tuple(img[b + h // 2, left + cell_w // 2]) == inside
-    text_band = img[h + 2 * b :, : cell_w]
+    text_band = img[h + 2 * b :, :cell_w]
     assert (text_band < 128).any()  # the file name is written below
 
 
