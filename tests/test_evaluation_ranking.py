@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from reid.evaluation import evaluate_features, evaluate_rank, pairwise_distances
+from reid.evaluation.ranks import match_ranks
 
 
 def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, junk=None, ap_mode="standard",
@@ -92,6 +93,19 @@ def test_many_matches_path_matches_reference(seed):
     """More than 24 matches per query switches to sorting the candidates."""
     d, qp, gp, qc, gc = random_problem(seed, num_q=12, num_g=300, num_ids=3, integer=seed > 0)
     assert_same(evaluate_rank(d, qp, gp, qc, gc), reference(d, qp, gp, qc, gc))
+
+
+@pytest.mark.parametrize("method", ["count", "sort", "auto"])
+def test_match_ranks_counts_entries_before_each_match(method):
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        row = rng.integers(0, 5, 40).astype(np.float32)
+        row[rng.random(40) < 0.2] = np.nan  # excluded entries
+        valid = np.flatnonzero(~np.isnan(row))
+        matches = np.sort(rng.choice(valid, size=rng.integers(1, 12), replace=False))
+        order = sorted(valid, key=lambda j: (row[j], j))
+        want = sorted(order.index(j) for j in matches)
+        np.testing.assert_array_equal(match_ranks(row, matches, method), want)
 
 
 def test_gallery_smaller_than_max_rank_caps_cmc():

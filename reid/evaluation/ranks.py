@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import numpy as np
 
-# Above this many matches per query, one sort of the candidates beats counting.
-_SORT_ABOVE = 24
+# Counting costs ~M*C comparisons, sorting the C candidates ~C*log2(C): sort when M > this * log2(C)
+# (measured on this machine: counting wins for M=8, C=40,000; sorting for M=16, C=4,000).
+_SORT_FACTOR = 1.6
 
 
-def match_ranks(row: np.ndarray, matches: np.ndarray) -> np.ndarray:
+def match_ranks(row: np.ndarray, matches: np.ndarray, method: str = "auto") -> np.ndarray:
     """Sorted 0-based ranks of gallery entries `matches` in one distance row.
 
     row: (G,) float distances, NaN for entries excluded from the ranking.
     matches: (M,) int gallery indices of the true matches (not NaN, M >= 1).
+    method: "count" (compare every candidate with every match), "sort" (sort the
+    candidates, binary-search the matches) or "auto" (the cheaper one); same result.
     Returns (M,) int64 ranks among the non-NaN entries, ties broken by index.
     """
     dm = row[matches]
     cand = row[row <= dm.max()]
-    if len(matches) > _SORT_ABOVE:
+    if method == "auto":
+        method = "sort" if len(matches) > _SORT_FACTOR * np.log2(cand.size + 2) else "count"
+    if method == "sort":
         cand.sort()
         lt = np.searchsorted(cand, dm, side="left")
         eq = np.searchsorted(cand, dm, side="right") - lt
