@@ -33,7 +33,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
 
 _PAIR_BUDGET = 1 << 22  # query x gallery joins handled at once in the Jaccard step
@@ -126,145 +125,134 @@ def _check_params(k1: int, k2: int, lambda_value: float, chunk_size: int) -> Non
 
 
 def _rerank(src: _Source, k1: int, k2: int, lambda_value: float, chunk: int) -> np.ndarray:
-    n, nq = src.n, src.num_query
+    n = src.n
     k_full = min(k1 + 1, n)
     k_half = min(int(np.around(k1 / 2.0)) + 1, n)
     k_qe = min(k2, n)
-    ranks, rowmax, out = src.scan(max(k_full, k_qe))
+    near_d, near, rowmax, out = src.scan(max(k_full, k_qe))
     if not bool((rowmax > 0).all()):
         raise ValueError("a point has distance 0 to every point; re-ranking is undefined")
-    cols, vals = _encode(src, ranks[:, :k_full], ranks[:, :k_half], rowmax, chunk)
+    v = _encode(src, near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
+    del near_d
     if k2 != 1:
-        cols, vals = _local_query_expansion(cols, vals, ranks[:, :k_qe], chunk)
-    del ranks
-    _jaccard_combine(cols, vals, out, rowmax, lambda_value)
+        v = _local_query_expansion(v, near[:, :k_qe])
+    del near
+    _jaccard_combine(v, out, rowmax, lambda_value)
     return out.cpu().numpy()
 
 
-def _encode(
-    src: _Source, near: torch.Tensor, near_half: torch.Tensor, rowmax: torch.Tensor, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Expanded k-reciprocal sets with Gaussian weights, as padded sparse rows.
+class _Sparse:
+    """N x N sparse rows as sorted keys row * N + col (CSR order) with float32 values."""
 
-    near (N, k1+1), near_half (N, kh): nearest points, nearest first.
-    Returns cols (N, L) int64 (sentinel N pads each row's end) and vals (N, L)
-    float32 (0 on the padding), each row's values summing to 1.
+    def __init__(self, keys: torch.Tensor, vals: torch.Tensor, n: int) -> None:
+        self.keys, self.vals, self.n = keys, vals, n
+        self.rows, self.cols = keys // n, keys % n
+        self.count = torch.bincount(self.rows, minlength=n)
+        self.start = torch.cumsum(self.count, 0) - self.count
+
+
+def _member(sorted_keys: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether each key is in sorted_keys, and its position there (meaningful where found)."""
+    pos = torch.searchsorted(sorted_keys, keys).clamp_(max=max(0, sorted_keys.numel() - 1))
+    return sorted_keys[pos] == keys, pos
+
+
+def _expand_ranges(start: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat positions start[r] .. start[r] + count[r] - 1 for every r, and the r each comes from."""
+    owner = torch.repeat_interleave(torch.arange(count.numel(), device=count.device), count)
+    first = torch.cumsum(count, 0) - count
+    return torch.arange(owner.numel(), device=count.device) - (first - start)[owner], owner
+
+
+def _encode(
+    src: _Source, near_d: torch.Tensor, near: torch.Tensor, near_half: torch.Tensor, rowmax: torch.Tensor
+) -> _Sparse:
+    """V: expanded k-reciprocal sets with Gaussian weights exp(-d), each row summing to 1.
+
+    near (N, k1+1), near_half (N, kh): nearest points, nearest first; near_d the
+    distances of near. Sets are found with sorted edge keys i * N + j, O(N k1).
     """
     n, dev = near.shape[0], near.device
-    # round(k1/2)-reciprocal sets R'(c) of every point, -1 where not reciprocal.
-    half = torch.empty_like(near_half)
-    for a in range(0, n, chunk):
-        fh = near_half[a : a + chunk]
-        own = torch.arange(a, a + fh.shape[0], device=dev)
-        recip = (near_half[fh] == own[:, None, None]).any(-1)
-        half[a : a + chunk] = torch.where(recip, fh, -1)
-    # The port's test |R'(c) & R(i)| > 2/3 |R'(c)|, in float64 as it does it.
-    threshold = (2.0 / 3.0) * (half >= 0).sum(1).double()
+    own = torch.arange(n, device=dev)[:, None]
+    forward, f_order = (own * n + near).flatten().sort()
+    recip = _member(forward, (near * n + own).flatten())[0].view(near.shape)  # j in F(i) and i in F(j)
+    half_keys = (own * n + near_half).flatten().sort()[0]
+    half_recip = _member(half_keys, (near_half * n + own).flatten())[0].view(near_half.shape)
+    half = torch.where(half_recip, near_half, -1)  # R'(c), the round(k1/2)-reciprocal sets
+    threshold = (2.0 / 3.0) * half_recip.sum(1).double()  # the port's float64 test > 2/3 |R'(c)|
+    r_keys = (own * n + near)[recip].sort()[0]
 
-    rows_c, rows_v = [], []
-    step = max(1, chunk // 4)
+    keys = [r_keys]
+    step = max(1, (1 << 22) // (near.shape[1] * near_half.shape[1]))
     for a in range(0, n, step):
-        fi = near[a : a + step]
-        own = torch.arange(a, a + fi.shape[0], device=dev)
-        recip = (near[fi] == own[:, None, None]).any(-1)  # R(i) as a mask over fi
-        rset = torch.where(recip, fi, -2)
-        cand = half[fi]  # (c, k1+1, kh): R'(c) of every forward neighbour c
-        shared = (cand.unsqueeze(-1) == rset[:, None, None, :]).any(-1).sum(-1)
-        accept = recip & (shared.double() > threshold[fi])
-        union = torch.cat(
-            [torch.where(recip, fi, n), torch.where(accept[..., None] & (cand >= 0), cand, n).flatten(1)], dim=1
-        )
-        cols = _unique_rows(union, n)
-        valid = cols < n
-        d = src.pairs(own, torch.where(valid, cols, 0)) / rowmax[own, None]
-        w = torch.exp(-d) * valid
-        rows_c.append(cols)
-        rows_v.append(w / w.sum(1, keepdim=True))
-    return _stack_padded(rows_c, rows_v, n)
+        fi, rc = near[a : a + step], recip[a : a + step]
+        cand = half[fi]  # (c, k1+1, kh): R'(c) of every forward neighbour c of i
+        cand_keys = own[a : a + step, :, None] * n + cand  # meaningless where cand < 0, masked
+        shared = (_member(r_keys, cand_keys)[0] & (cand >= 0)).sum(-1)
+        accept = rc & (shared.double() > threshold[fi])
+        keys.append(cand_keys[accept[..., None] & (cand >= 0)])
+    keys = torch.unique(torch.cat(keys))
+
+    rows, cols = keys // n, keys % n
+    found, pos = _member(forward, keys)  # distances of members in F(i) come from the scan
+    d = near_d.flatten()[f_order][pos]
+    missing = ~found
+    if bool(missing.any()):
+        d[missing] = src.pairs(rows[missing], cols[missing])
+    w = torch.exp(-(d / rowmax[rows]))
+    w /= torch.zeros(n, dtype=w.dtype, device=dev).index_add_(0, rows, w)[rows]
+    return _Sparse(keys, w, n)
 
 
-def _unique_rows(idx: torch.Tensor, sentinel: int) -> torch.Tensor:
-    """Each row's distinct values ascending, padded at the end with sentinel, trimmed."""
-    s, _ = idx.sort(1)
-    dup = torch.zeros_like(s, dtype=torch.bool)
-    dup[:, 1:] = s[:, 1:] == s[:, :-1]
-    s, _ = torch.where(dup, sentinel, s).sort(1)
-    width = max(1, int((s < sentinel).sum(1).max()))
-    return s[:, :width]
+def _local_query_expansion(v: _Sparse, near: torch.Tensor) -> _Sparse:
+    """V[i] <- mean of V[j] over the k2 nearest j of i (near: (N, k2), nearest first)."""
+    n, k = near.shape
+    keys, vals = [], []
+    total = v.count[near].sum(1)
+    a = 0
+    while a < n:
+        b = a + max(1, int((torch.cumsum(total[a:], 0) <= (1 << 23)).sum()))
+        nb = near[a:b].flatten()
+        pos, owner = _expand_ranges(v.start[nb], v.count[nb])
+        owner_row = owner // k + a
+        merged, inv = torch.unique(owner_row * n + v.cols[pos], return_inverse=True)
+        keys.append(merged)
+        vals.append(torch.zeros(merged.numel(), device=near.device).index_add_(0, inv, v.vals[pos]) / k)
+        a = b
+    return _Sparse(torch.cat(keys), torch.cat(vals), n)
 
 
-def _stack_padded(cols: list[torch.Tensor], vals: list[torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(c.shape[1] for c in cols)
-    cols = [F.pad(c, (0, width - c.shape[1]), value=n) for c in cols]
-    vals = [F.pad(v, (0, width - v.shape[1]), value=0.0) for v in vals]
-    return torch.cat(cols), torch.cat(vals)
-
-
-def _local_query_expansion(
-    cols: torch.Tensor, vals: torch.Tensor, near: torch.Tensor, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """V[i] <- mean of V[j] over the k2 nearest j of i (near: (N, k2)), sparse rows merged."""
-    n, k = near.shape[0], near.shape[1]
-    out_c, out_v = [], []
-    step = max(1, chunk // 4)
-    for a in range(0, n, step):
-        nb = near[a : a + step]
-        c = cols[nb].flatten(1)
-        v = vals[nb].flatten(1)
-        s, order = c.sort(1)
-        v = v.gather(1, order)
-        first = torch.ones_like(s, dtype=torch.bool)
-        first[:, 1:] = s[:, 1:] != s[:, :-1]
-        seg = first.long().cumsum(1) - 1
-        merged_v = torch.zeros_like(v).scatter_add_(1, seg, v) / k
-        merged_c = torch.full_like(s, n).scatter_(1, seg, s)
-        width = max(1, int((merged_c < n).sum(1).max()))
-        out_c.append(merged_c[:, :width])
-        out_v.append(torch.where(merged_c[:, :width] < n, merged_v[:, :width], 0.0))
-    return _stack_padded(out_c, out_v, n)
-
-
-def _jaccard_combine(
-    cols: torch.Tensor, vals: torch.Tensor, out: torch.Tensor, rowmax: torch.Tensor, lambda_value: float
-) -> None:
+def _jaccard_combine(v: _Sparse, out: torch.Tensor, rowmax: torch.Tensor, lambda_value: float) -> None:
     """out (Q, G) raw distances <- (1 - lambda) * jaccard + lambda * out / rowmax, in place.
 
     sum_k min(V[i, k], V[j, k]) is built by joining each query's nonzeros with
-    the gallery rows that share their column (a column-sorted gallery index).
+    the gallery rows holding the same column (a column-sorted gallery index).
     """
-    n, (nq, ng) = cols.shape[0], out.shape
-    dev = cols.device
-    g_cols, g_vals = cols[nq:], vals[nq:]
-    keep = g_cols < n
-    g_row = torch.arange(ng, device=dev)[:, None].expand_as(g_cols)[keep]
-    g_col, g_val = g_cols[keep], g_vals[keep]
+    n, (nq, ng) = v.n, out.shape
+    dev = out.device
+    g_first = int(v.start[nq]) if nq < n else v.keys.numel()
+    g_col = v.cols[g_first:]
     order = torch.argsort(g_col, stable=True)
-    g_row, g_val = g_row[order], g_val[order]
-    count = torch.bincount(g_col, minlength=n + 1)
-    start = torch.cumsum(count, 0) - count
-    del g_col, order, keep
+    g_row, g_val = v.rows[g_first:][order] - nq, v.vals[g_first:][order]
+    col_count = torch.bincount(g_col, minlength=n)
+    col_start = torch.cumsum(col_count, 0) - col_count
+    del g_col, order
 
-    q_cols, q_vals = cols[:nq], vals[:nq]
-    pairs_per_row = count[q_cols].sum(1)  # sentinel column n has count 0
+    pair_count = col_count[v.cols[:g_first]]
+    per_query = torch.zeros(nq, dtype=torch.long, device=dev).index_add_(0, v.rows[:g_first], pair_count)
     max_rows = max(1, (1 << 24) // ng)
     a = 0
     while a < nq:
-        budget = torch.cumsum(pairs_per_row[a : a + max_rows], 0)
+        budget = torch.cumsum(per_query[a : a + max_rows], 0)
         b = a + max(1, int((budget <= _PAIR_BUDGET).sum()))
-        qc, qv = q_cols[a:b], q_vals[a:b]
-        qk = qc < n
-        q_row = torch.arange(b - a, device=dev)[:, None].expand_as(qc)[qk]
-        k, v = qc[qk], qv[qk]
-        cnt = count[k]
-        total = int(cnt.sum())
-        first = torch.cumsum(cnt, 0) - cnt
-        pos = torch.arange(total, device=dev) - torch.repeat_interleave(first - start[k], cnt)
-        mins = torch.minimum(torch.repeat_interleave(v, cnt), g_val[pos])
-        flat = torch.repeat_interleave(q_row, cnt) * ng + g_row[pos]
+        lo, hi = int(v.start[a]), int(v.start[b - 1] + v.count[b - 1])
+        k, val = v.cols[lo:hi], v.vals[lo:hi]
+        pos, entry = _expand_ranges(col_start[k], col_count[k])
+        mins = torch.minimum(val[entry], g_val[pos])
+        flat = (v.rows[lo:hi][entry] - a) * ng + g_row[pos]
         shared = torch.zeros((b - a) * ng, dtype=out.dtype, device=dev).index_add_(0, flat, mins).view(b - a, ng)
         jaccard = 1.0 - shared / (2.0 - shared)
-        block = out[a:b]
-        block.div_(rowmax[a:b, None]).mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
+        out[a:b].div_(rowmax[a:b, None]).mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
         a = b
 
 
@@ -288,21 +276,29 @@ class _Source:
     n: int
     num_query: int
 
-    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, k) nearest indices (nearest first), (N,) row maxima, (Q, G) raw query x gallery distances."""
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, k) distances and indices of the nearest points (nearest first), (N,) row maxima,
+        and the (Q, G) raw query x gallery distances."""
         raise NotImplementedError
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Distances d(rows[r], cols[r, l]) as a (c, L) float32 tensor (rows: (c,), cols: (c, L))."""
+        """Distances d(rows[p], cols[p]) (row rows[p] of the joint matrix) as a (P,) float32 tensor."""
         raise NotImplementedError
 
 
-def _merge_topk(best_v: torch.Tensor, best_i: torch.Tensor, a: int, e: int, v: torch.Tensor, i: torch.Tensor) -> None:
-    cand_v = torch.cat([best_v[a:e], v], 1)
-    cand_i = torch.cat([best_i[a:e], i], 1)
+def _merge_topk(best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor | slice, v: torch.Tensor,
+                i: torch.Tensor) -> None:
+    cand_v = torch.cat([best_v[rows], v], 1)
+    cand_i = torch.cat([best_i[rows], i], 1)
     top_v, pos = cand_v.topk(best_v.shape[1], dim=1, largest=False)
-    best_v[a:e] = top_v
-    best_i[a:e] = cand_i.gather(1, pos)
+    best_v[rows] = top_v
+    best_i[rows] = cand_i.gather(1, pos)
+
+
+def _update_nearest(best_v: torch.Tensor, best_i: torch.Tensor, a: int, d: torch.Tensor, offset: int) -> None:
+    """Merge block d (rows a.., columns offset..) into the running k nearest of its rows."""
+    v, i = d.topk(min(best_v.shape[1], d.shape[1]), dim=1, largest=False)
+    _merge_topk(best_v, best_i, slice(a, a + d.shape[0]), v, i + offset)
 
 
 class _FeatureSource(_Source):
@@ -312,7 +308,7 @@ class _FeatureSource(_Source):
         self.x, self.n, self.num_query, self.block = x, x.shape[0], num_query, chunk_size
         self.sq = (x * x).sum(1)
 
-    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         x, sq, n, nq, b = self.x, self.sq, self.n, self.num_query, self.block
         best_v = torch.full((n, k), float("inf"), device=x.device)
         best_i = torch.zeros((n, k), dtype=torch.long, device=x.device)
@@ -324,27 +320,24 @@ class _FeatureSource(_Source):
                 ec = min(c + b, n)
                 d = torch.addmm(sq[c:ec].unsqueeze(0), x[a:ea], x[c:ec].T, alpha=-2.0)
                 d.add_(sq[a:ea, None]).clamp_(min=0)
-                v, i = d.topk(min(k, ec - c), dim=1, largest=False)
-                _merge_topk(best_v, best_i, a, ea, v, i + c)
+                _update_nearest(best_v, best_i, a, d, c)
                 rowmax[a:ea] = torch.maximum(rowmax[a:ea], d.amax(1))
                 if c != a:
-                    v, i = d.topk(min(k, ea - a), dim=0, largest=False)
-                    _merge_topk(best_v, best_i, c, ec, v.T, i.T + a)
+                    _update_nearest(best_v, best_i, c, d.T, a)
                     rowmax[c:ec] = torch.maximum(rowmax[c:ec], d.amax(0))
                 if a < nq and ec > nq:
                     r, c0 = min(ea, nq), max(c, nq)
                     out[a:r, c0 - nq : ec - nq] = d[: r - a, c0 - c :]
                 del d
-        return best_i, rowmax, out
+        return best_v, best_i, rowmax, out
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         x, sq = self.x, self.sq
-        out = torch.empty(cols.shape, device=x.device)
-        step = max(1, (1 << 24) // max(1, cols.shape[1] * x.shape[1]))  # ~64 MB of gathered features
+        out = torch.empty(rows.shape, device=x.device)
+        step = max(1, (1 << 23) // x.shape[1])  # ~64 MB of gathered features
         for s in range(0, rows.shape[0], step):
             r, c = rows[s : s + step], cols[s : s + step]
-            dots = torch.bmm(x[c], x[r].unsqueeze(2)).squeeze(2)
-            out[s : s + step] = (sq[r, None] + sq[c] - 2.0 * dots).clamp_(min=0)
+            out[s : s + step] = (sq[r] + sq[c] - 2.0 * (x[r] * x[c]).sum(1)).clamp_(min=0)
         return out
 
 
@@ -366,17 +359,19 @@ class _MatrixSource(_Source):
             parts.append(torch.cat([self.qg[:, s:t].T, self.gg[:, s:t].T], 1))
         return torch.cat(parts)
 
-    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx, rowmax = [], []
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        val, idx, rowmax = [], [], []
         for a in range(0, self.n, self.block):
             d = self._rows(a, min(a + self.block, self.n))
-            idx.append(d.topk(k, dim=1, largest=False).indices)
+            top = d.topk(k, dim=1, largest=False)
+            val.append(top.values)
+            idx.append(top.indices)
             rowmax.append(d.amax(1))
-        return torch.cat(idx), torch.cat(rowmax), self.qg.clone()
+        return torch.cat(val), torch.cat(idx), torch.cat(rowmax), self.qg.clone()
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         nq = self.num_query
-        i, e = rows[:, None].expand_as(cols), cols
+        i, e = rows, cols
         iq, ig = i.clamp(max=nq - 1), (i - nq).clamp(min=0)
         eq, eg = e.clamp(max=nq - 1), (e - nq).clamp(min=0)
         from_query = torch.where(i < nq, self.qq[eq, iq], self.qg[eq, ig])
