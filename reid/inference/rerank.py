@@ -286,8 +286,9 @@ class _Source:
         raise NotImplementedError
 
 
-def _merge_topk(best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor | slice, v: torch.Tensor,
-                i: torch.Tensor) -> None:
+def _merge_topk(
+    best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor | slice, v: torch.Tensor, i: torch.Tensor
+) -> None:
     cand_v = torch.cat([best_v[rows], v], 1)
     cand_i = torch.cat([best_i[rows], i], 1)
     top_v, pos = cand_v.topk(best_v.shape[1], dim=1, largest=False)
