@@ -29,6 +29,9 @@ unless ``square=True`` asks for the port's squaring.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -132,13 +135,32 @@ def _rerank(src: _Source, k1: int, k2: int, lambda_value: float, chunk: int) -> 
     near_d, near, rowmax, out = src.scan(max(k_full, k_qe))
     if not bool((rowmax > 0).all()):
         raise ValueError("a point has distance 0 to every point; re-ranking is undefined")
-    v = _encode(src, near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
-    del near_d
-    if k2 != 1:
-        v = _local_query_expansion(v, near[:, :k_qe])
-    del near
-    _jaccard_combine(v, out, rowmax, lambda_value)
+    with _one_cpu_thread(out.device):
+        v = _encode(src, near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
+        del near_d
+        if k2 != 1:
+            v = _local_query_expansion(v, near[:, :k_qe])
+        del near
+        _jaccard_combine(v, out, rowmax, lambda_value)
     return out.cpu().numpy()
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the sort/gather-heavy sparse stages on one CPU thread, restoring the count after.
+
+    torch's parallel sort and unique gain little here and slow down several-fold
+    when the cores are shared (measured 8x on the 2-core development machine).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Sparse:
