@@ -130,13 +130,14 @@ def main() -> None:
         return
 
     sizes = [
-        (n, MARKET[1] if n == MARKET[0] else round(n * MARKET[1] / MARKET[0])) for n in (int(v) for v in args.sizes.split(",") if v.strip())
+        (n, MARKET[1] if n == MARKET[0] else round(n * MARKET[1] / MARKET[0]))
+        for n in (int(v) for v in args.sizes.split(",") if v.strip())
     ]
     if args.msmt:
         sizes.append(MSMT)
     print(f"GEMM rate now: {gemm_gflops():.0f} GFLOP/s float32 (machine load indicator)")
     head = f"{'N':>7} {'Q':>6} | {'ours s':>7} {'peak MB':>8} {'+MB':>6} | {'dense s':>7} {'peak MB':>8} {'+MB':>6}"
-    print(head + f" | {'speed x':>7} {'mem x':>6} {'max |diff|':>10}")
+    print(head + f" | {'speed x':>7} {'mem x':>6} {'max |diff|':>10} | {'GEMM GF/s':>9}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, nq in sizes:
@@ -167,6 +168,7 @@ def _line(row: dict) -> str:
         return f"{m['seconds']:7.1f} {m['peak_mb']:8.0f} {m['peak_mb'] - m['before_mb']:6.0f}"
 
     tail = f"{row['speedup']:7.1f} {row['memory_ratio']:6.1f} {row['max_abs_diff']:10.1e}" if "speedup" in row else ""
+    tail = f"{tail:>26} | {row['gemm_gflops_after']:9.0f}"
     return f"{row['n']:>7} {row['num_query']:>6} | {cells(row['ours'])} | {cells(row['dense'])} | {tail}"
 
 
