@@ -122,8 +122,11 @@ def test_feature_form_equals_distance_form_and_accepts_tensors() -> None:
     q, g = split(x, 20)
     d = euclidean(x.astype(np.float64), x.astype(np.float64)) ** 2
     by_dist = k_reciprocal_from_distances(d[:20, 20:], d[:20, :20], d[20:, 20:], 10, 4, 0.2, device="cpu")
-    by_feat = k_reciprocal(torch.from_numpy(q), torch.from_numpy(g), 10, 4, 0.2, device="cpu")
+    q_t, g_t, d_copy = torch.from_numpy(q.copy()), torch.from_numpy(g.copy()), d.copy()
+    by_feat = k_reciprocal(q_t, g_t, 10, 4, 0.2, device="cpu")
     np.testing.assert_allclose(by_feat, by_dist, atol=2e-5, rtol=1e-4)
+    # Inputs are never modified in place.
+    assert np.array_equal(q_t.numpy(), q) and np.array_equal(g_t.numpy(), g) and np.array_equal(d, d_copy)
 
 
 def test_normalize_flag_controls_l2_normalisation() -> None:
