@@ -15,7 +15,7 @@ N = num_query + num_gallery points and d the squared Euclidean distance:
 
 Here nothing N x N is ever held: the nearest neighbours and row maxima come
 from blocked matrix products (each block used for both of its row sets), V
-is a padded sparse encoding of O(N k1) entries, and the Jaccard term is only
+is a sparse encoding (sorted keys row * N + col) of O(N k1) entries, and the Jaccard term is only
 computed for query x gallery pairs, by joining sparse rows chunk by chunk.
 All work is torch, on the CPU (multithreaded) or on a CUDA device.
 
