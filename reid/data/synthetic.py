@@ -83,8 +83,8 @@ def make_camera(rng: np.random.Generator) -> Camera:
     return Camera(
         background=rng.uniform(40, 220, size=3).astype(np.float32),
         texture=int(rng.integers(0, 2**31 - 1)),
-        gain=rng.uniform(0.6, 1.35),
-        cast=rng.uniform(0.75, 1.25, size=3).astype(np.float32),
+        gain=rng.uniform(0.7, 1.3),
+        cast=rng.uniform(0.85, 1.15, size=3).astype(np.float32),
         scale=rng.uniform(0.8, 1.0),
         blur=rng.uniform(0.0, 1.6),
         occlusion=rng.uniform(0.05, 0.35),

@@ -1,5 +1,21 @@
-"""Ranking metrics for re-ID (CMC, mAP, mINP) and retrieval metrics."""
+"""Ranking metrics for re-ID (CMC, mAP, mINP) and retrieval metrics (Recall@K, MAP@R, NMI).
 
-from .ranking import RankResult, evaluate_rank
+Reports (tables, JSON, CMC plots, ranked-list images) are in reid.evaluation.report,
+imported on demand because they need OpenCV and matplotlib.
+"""
 
-__all__ = ["RankResult", "evaluate_rank"]
+from .distance import pairwise_distances
+from .ranking import AP_MODES, RankResult, evaluate_features, evaluate_rank
+from .retrieval import RetrievalResult, evaluate_retrieval, kmeans_nmi, normalized_mutual_info
+
+__all__ = [
+    "AP_MODES",
+    "RankResult",
+    "RetrievalResult",
+    "evaluate_features",
+    "evaluate_rank",
+    "evaluate_retrieval",
+    "kmeans_nmi",
+    "normalized_mutual_info",
+    "pairwise_distances",
+]

@@ -1,0 +1,402 @@
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) without N x N matrices.
+
+The method, as in the authors' published Python port (``re_ranking``), with
+N = num_query + num_gallery points and d the squared Euclidean distance:
+
+1. every row of the N x N distance matrix is divided by its maximum;
+2. initial rank: the k1 + 1 nearest points of every point (itself first);
+3. R(i): the k1-reciprocal neighbours of i; each candidate c in R(i) whose
+   round(k1/2)-reciprocal set R'(c) shares more than 2/3 of its members with
+   R(i) adds R'(c) (the expansion rule);
+4. V[i] = exp(-d(i, .)) on the expanded set, normalised to sum 1;
+5. local query expansion: V[i] <- mean of V over the k2 nearest points of i;
+6. Jaccard distance 1 - sum(min) / sum(max) between the V of a query and of
+   a gallery item; final = (1 - lambda) * jaccard + lambda * d (normalised).
+
+Here nothing N x N is ever held: the nearest neighbours and row maxima come
+from blocked matrix products (each block used for both of its row sets), V
+is a sparse encoding (sorted keys row * N + col) of O(N k1) entries, and the Jaccard term is only
+computed for query x gallery pairs, by joining sparse rows chunk by chunk.
+All work is torch, on the CPU (multithreaded) or on a CUDA device.
+
+Distances: the feature form works on squared Euclidean distances of (by
+default L2-normalised) features, as the authors' feature code does. The
+published distance-matrix port squares the Euclidean distances it is given;
+feeding it distances that are already squared (as several toolboxes do)
+squares twice. ``k_reciprocal_from_distances`` uses its inputs as they are
+unless ``square=True`` asks for the port's squaring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
+
+_PAIR_BUDGET = 1 << 22  # query x gallery joins handled at once in the Jaccard step
+
+
+def k_reciprocal(
+    q_feats: np.ndarray | torch.Tensor,
+    g_feats: np.ndarray | torch.Tensor,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    *,
+    normalize: bool = True,
+    device: str | torch.device | None = None,
+    chunk_size: int = 2048,
+) -> np.ndarray:
+    """Re-ranked query x gallery distances from features.
+
+    q_feats (Q, D), g_feats (G, D): float features; L2-normalised here unless
+    ``normalize=False``. Distances are squared Euclidean (never squared again).
+    device: torch device for the work (default: CUDA if available, else CPU).
+    chunk_size: rows per block of the blocked distance computation.
+    Returns the (Q, G) float32 re-ranked distance matrix.
+    """
+    _check_params(k1, k2, lambda_value, chunk_size)
+    dev = _pick_device(device)
+    q = _to_tensor(q_feats, dev, "q_feats")
+    g = _to_tensor(g_feats, dev, "g_feats")
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"q_feats {tuple(q.shape)} and g_feats {tuple(g.shape)} must be (n, D) with the same D")
+    if q.shape[0] == 0 or g.shape[0] == 0:
+        raise ValueError("need at least one query and one gallery feature")
+    x = torch.cat([q, g])
+    del q, g
+    if normalize:
+        x = F.normalize(x, dim=1)
+    if not torch.isfinite(x).all():
+        raise ValueError("features contain NaN or infinity")
+    src = _FeatureSource(x, num_query=q_feats.shape[0], chunk_size=chunk_size)
+    return _rerank(src, k1, k2, lambda_value, chunk_size)
+
+
+def k_reciprocal_from_distances(
+    q_g: np.ndarray | torch.Tensor,
+    q_q: np.ndarray | torch.Tensor,
+    g_g: np.ndarray | torch.Tensor,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    *,
+    square: bool = False,
+    device: str | torch.device | None = None,
+    chunk_size: int = 2048,
+) -> np.ndarray:
+    """Re-ranked distances from the three distance matrices (the port's API).
+
+    q_g (Q, G), q_q (Q, Q), g_g (G, G): distances used as given, so pass
+    squared Euclidean distances; ``square=True`` squares them first, which is
+    what the published port does to the plain Euclidean distances it expects.
+    Rows of the joint matrix are taken as the port takes them (its columns),
+    so asymmetric inputs give the port's result too. Returns (Q, G) float32.
+    """
+    _check_params(k1, k2, lambda_value, chunk_size)
+    dev = _pick_device(device)
+    mats = []
+    for name, m in (("q_g", q_g), ("q_q", q_q), ("g_g", g_g)):
+        t = _to_tensor(m, dev, name, keep_float64=True)
+        if square:
+            t = t * t
+        mats.append(t.float())
+    qg, qq, gg = mats
+    nq, ng = qg.shape if qg.ndim == 2 else (-1, -1)
+    if qg.ndim != 2 or qq.shape != (nq, nq) or gg.shape != (ng, ng) or nq == 0 or ng == 0:
+        raise ValueError(
+            f"shapes q_g {tuple(qg.shape)}, q_q {tuple(qq.shape)}, g_g {tuple(gg.shape)} "
+            "must be (Q, G), (Q, Q), (G, G) with Q, G >= 1"
+        )
+    if not all(torch.isfinite(m).all() for m in mats):
+        raise ValueError("distance matrices contain NaN or infinity")
+    return _rerank(_MatrixSource(qg, qq, gg, chunk_size=chunk_size), k1, k2, lambda_value, chunk_size)
+
+
+def _check_params(k1: int, k2: int, lambda_value: float, chunk_size: int) -> None:
+    if int(k1) != k1 or k1 < 1 or int(k2) != k2 or k2 < 1:
+        raise ValueError(f"k1 and k2 must be integers >= 1, got k1={k1}, k2={k2}")
+    if not 0.0 <= lambda_value <= 1.0:
+        raise ValueError(f"lambda_value must lie in [0, 1], got {lambda_value}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+
+def _rerank(src: _Source, k1: int, k2: int, lambda_value: float, chunk: int) -> np.ndarray:
+    n = src.n
+    k_full = min(k1 + 1, n)
+    k_half = min(int(np.around(k1 / 2.0)) + 1, n)
+    k_qe = min(k2, n)
+    near_d, near, rowmax, out = src.scan(max(k_full, k_qe))
+    if not bool((rowmax > 0).all()):
+        raise ValueError("a point has distance 0 to every point; re-ranking is undefined")
+    with _one_cpu_thread(out.device):
+        v = _encode(src, near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
+        del near_d
+        if k2 != 1:
+            v = _local_query_expansion(v, near[:, :k_qe])
+        del near
+        _jaccard_combine(v, out, rowmax, lambda_value)
+    return out.cpu().numpy()
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the sort/gather-heavy sparse stages on one CPU thread, restoring the count after.
+
+    torch's parallel sort and unique gain little here and slow down several-fold
+    when the cores are shared (measured 8x on the 2-core development machine).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _Sparse:
+    """N x N sparse rows as sorted keys row * N + col (CSR order) with float32 values."""
+
+    def __init__(self, keys: torch.Tensor, vals: torch.Tensor, n: int) -> None:
+        self.keys, self.vals, self.n = keys, vals, n
+        self.rows, self.cols = keys // n, keys % n
+        self.count = torch.bincount(self.rows, minlength=n)
+        self.start = torch.cumsum(self.count, 0) - self.count
+
+
+def _member(sorted_keys: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether each key is in sorted_keys, and its position there (meaningful where found)."""
+    pos = torch.searchsorted(sorted_keys, keys).clamp_(max=max(0, sorted_keys.numel() - 1))
+    return sorted_keys[pos] == keys, pos
+
+
+def _expand_ranges(start: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat positions start[r] .. start[r] + count[r] - 1 for every r, and the r each comes from."""
+    owner = torch.repeat_interleave(torch.arange(count.numel(), device=count.device), count)
+    first = torch.cumsum(count, 0) - count
+    return torch.arange(owner.numel(), device=count.device) - (first - start)[owner], owner
+
+
+def _encode(
+    src: _Source, near_d: torch.Tensor, near: torch.Tensor, near_half: torch.Tensor, rowmax: torch.Tensor
+) -> _Sparse:
+    """V: expanded k-reciprocal sets with Gaussian weights exp(-d), each row summing to 1.
+
+    near (N, k1+1), near_half (N, kh): nearest points, nearest first; near_d the
+    distances of near. Sets are found with sorted edge keys i * N + j, O(N k1).
+    """
+    n, dev = near.shape[0], near.device
+    own = torch.arange(n, device=dev)[:, None]
+    forward, f_order = (own * n + near).flatten().sort()
+    recip = _member(forward, (near * n + own).flatten())[0].view(near.shape)  # j in F(i) and i in F(j)
+    half_keys = (own * n + near_half).flatten().sort()[0]
+    half_recip = _member(half_keys, (near_half * n + own).flatten())[0].view(near_half.shape)
+    half = torch.where(half_recip, near_half, -1)  # R'(c), the round(k1/2)-reciprocal sets
+    threshold = (2.0 / 3.0) * half_recip.sum(1).double()  # the port's float64 test > 2/3 |R'(c)|
+    r_keys = (own * n + near)[recip].sort()[0]
+
+    keys = [r_keys]
+    step = max(1, (1 << 22) // (near.shape[1] * near_half.shape[1]))
+    for a in range(0, n, step):
+        fi, rc = near[a : a + step], recip[a : a + step]
+        cand = half[fi]  # (c, k1+1, kh): R'(c) of every forward neighbour c of i
+        cand_keys = own[a : a + step, :, None] * n + cand  # meaningless where cand < 0, masked
+        shared = (_member(r_keys, cand_keys)[0] & (cand >= 0)).sum(-1)
+        accept = rc & (shared.double() > threshold[fi])
+        keys.append(cand_keys[accept[..., None] & (cand >= 0)])
+    keys = torch.unique(torch.cat(keys))
+
+    rows, cols = keys // n, keys % n
+    found, pos = _member(forward, keys)  # distances of members in F(i) come from the scan
+    d = near_d.flatten()[f_order][pos]
+    missing = ~found
+    if bool(missing.any()):
+        d[missing] = src.pairs(rows[missing], cols[missing])
+    w = torch.exp(-(d / rowmax[rows]))
+    w /= torch.zeros(n, dtype=w.dtype, device=dev).index_add_(0, rows, w)[rows]
+    return _Sparse(keys, w, n)
+
+
+def _local_query_expansion(v: _Sparse, near: torch.Tensor) -> _Sparse:
+    """V[i] <- mean of V[j] over the k2 nearest j of i (near: (N, k2), nearest first)."""
+    n, k = near.shape
+    keys, vals = [], []
+    total = v.count[near].sum(1)
+    a = 0
+    while a < n:
+        b = a + max(1, int((torch.cumsum(total[a:], 0) <= (1 << 23)).sum()))
+        nb = near[a:b].flatten()
+        pos, owner = _expand_ranges(v.start[nb], v.count[nb])
+        owner_row = owner // k + a
+        merged, inv = torch.unique(owner_row * n + v.cols[pos], return_inverse=True)
+        keys.append(merged)
+        vals.append(torch.zeros(merged.numel(), device=near.device).index_add_(0, inv, v.vals[pos]) / k)
+        a = b
+    return _Sparse(torch.cat(keys), torch.cat(vals), n)
+
+
+def _jaccard_combine(v: _Sparse, out: torch.Tensor, rowmax: torch.Tensor, lambda_value: float) -> None:
+    """out (Q, G) raw distances <- (1 - lambda) * jaccard + lambda * out / rowmax, in place.
+
+    sum_k min(V[i, k], V[j, k]) is built by joining each query's nonzeros with
+    the gallery rows holding the same column (a column-sorted gallery index).
+    """
+    n, (nq, ng) = v.n, out.shape
+    dev = out.device
+    g_first = int(v.start[nq]) if nq < n else v.keys.numel()
+    g_col = v.cols[g_first:]
+    order = torch.argsort(g_col, stable=True)
+    g_row, g_val = v.rows[g_first:][order] - nq, v.vals[g_first:][order]
+    col_count = torch.bincount(g_col, minlength=n)
+    col_start = torch.cumsum(col_count, 0) - col_count
+    del g_col, order
+
+    pair_count = col_count[v.cols[:g_first]]
+    per_query = torch.zeros(nq, dtype=torch.long, device=dev).index_add_(0, v.rows[:g_first], pair_count)
+    max_rows = max(1, (1 << 24) // ng)
+    a = 0
+    while a < nq:
+        budget = torch.cumsum(per_query[a : a + max_rows], 0)
+        b = a + max(1, int((budget <= _PAIR_BUDGET).sum()))
+        lo, hi = int(v.start[a]), int(v.start[b - 1] + v.count[b - 1])
+        k, val = v.cols[lo:hi], v.vals[lo:hi]
+        pos, entry = _expand_ranges(col_start[k], col_count[k])
+        mins = torch.minimum(val[entry], g_val[pos])
+        flat = (v.rows[lo:hi][entry] - a) * ng + g_row[pos]
+        shared = torch.zeros((b - a) * ng, dtype=out.dtype, device=dev).index_add_(0, flat, mins).view(b - a, ng)
+        jaccard = 1.0 - shared / (2.0 - shared)
+        out[a:b].div_(rowmax[a:b, None]).mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
+        a = b
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _to_tensor(a: np.ndarray | torch.Tensor, dev: torch.device, name: str, keep_float64: bool = False) -> torch.Tensor:
+    t = a.detach() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold real numbers, got {t.dtype}")
+    dtype = torch.float64 if keep_float64 and t.dtype == torch.float64 else torch.float32
+    return t.to(device=dev, dtype=dtype)
+
+
+class _Source:
+    """Distances of the joint (query then gallery) set, row i holding column i of the port's matrix."""
+
+    n: int
+    num_query: int
+
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, k) distances and indices of the nearest points (nearest first), (N,) row maxima,
+        and the (Q, G) raw query x gallery distances."""
+        raise NotImplementedError
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Distances d(rows[p], cols[p]) (row rows[p] of the joint matrix) as a (P,) float32 tensor."""
+        raise NotImplementedError
+
+
+def _merge_topk(
+    best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor | slice, v: torch.Tensor, i: torch.Tensor
+) -> None:
+    cand_v = torch.cat([best_v[rows], v], 1)
+    cand_i = torch.cat([best_i[rows], i], 1)
+    top_v, pos = cand_v.topk(best_v.shape[1], dim=1, largest=False)
+    best_v[rows] = top_v
+    best_i[rows] = cand_i.gather(1, pos)
+
+
+def _update_nearest(best_v: torch.Tensor, best_i: torch.Tensor, a: int, d: torch.Tensor, offset: int) -> None:
+    """Merge block d (rows a.., columns offset..) into the running k nearest of its rows."""
+    v, i = d.topk(min(best_v.shape[1], d.shape[1]), dim=1, largest=False)
+    _merge_topk(best_v, best_i, slice(a, a + d.shape[0]), v, i + offset)
+
+
+class _FeatureSource(_Source):
+    """Squared Euclidean distances of feature rows, computed in blocks, never N x N."""
+
+    def __init__(self, x: torch.Tensor, num_query: int, chunk_size: int) -> None:
+        self.x, self.n, self.num_query, self.block = x, x.shape[0], num_query, chunk_size
+        self.sq = (x * x).sum(1)
+
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, sq, n, nq, b = self.x, self.sq, self.n, self.num_query, self.block
+        best_v = torch.full((n, k), float("inf"), device=x.device)
+        best_i = torch.zeros((n, k), dtype=torch.long, device=x.device)
+        rowmax = torch.zeros(n, device=x.device)
+        out = torch.empty((nq, n - nq), device=x.device)
+        for a in range(0, n, b):
+            ea = min(a + b, n)
+            for c in range(a, n, b):  # upper block triangle: each block serves its rows and its columns
+                ec = min(c + b, n)
+                d = torch.addmm(sq[c:ec].unsqueeze(0), x[a:ea], x[c:ec].T, alpha=-2.0)
+                d.add_(sq[a:ea, None]).clamp_(min=0)
+                _update_nearest(best_v, best_i, a, d, c)
+                rowmax[a:ea] = torch.maximum(rowmax[a:ea], d.amax(1))
+                if c != a:
+                    _update_nearest(best_v, best_i, c, d.T, a)
+                    rowmax[c:ec] = torch.maximum(rowmax[c:ec], d.amax(0))
+                if a < nq and ec > nq:
+                    r, c0 = min(ea, nq), max(c, nq)
+                    out[a:r, c0 - nq : ec - nq] = d[: r - a, c0 - c :]
+                del d
+        return best_v, best_i, rowmax, out
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        x, sq = self.x, self.sq
+        out = torch.empty(rows.shape, device=x.device)
+        step = max(1, (1 << 23) // x.shape[1])  # ~64 MB of gathered features
+        for s in range(0, rows.shape[0], step):
+            r, c = rows[s : s + step], cols[s : s + step]
+            out[s : s + step] = (sq[r] + sq[c] - 2.0 * (x[r] * x[c]).sum(1)).clamp_(min=0)
+        return out
+
+
+class _MatrixSource(_Source):
+    """Distances given as the port's three matrices; row i of the joint matrix is its column i."""
+
+    def __init__(self, qg: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor, chunk_size: int) -> None:
+        self.qg, self.qq, self.gg, self.block = qg, qq, gg, chunk_size
+        self.num_query = qq.shape[0]
+        self.n = qq.shape[0] + gg.shape[0]
+
+    def _rows(self, a: int, e: int) -> torch.Tensor:
+        nq, parts = self.num_query, []
+        if a < nq:
+            r = min(e, nq)
+            parts.append(torch.cat([self.qq[:, a:r].T, self.qg[a:r]], 1))
+        if e > nq:
+            s, t = max(a, nq) - nq, e - nq
+            parts.append(torch.cat([self.qg[:, s:t].T, self.gg[:, s:t].T], 1))
+        return torch.cat(parts)
+
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        val, idx, rowmax = [], [], []
+        for a in range(0, self.n, self.block):
+            d = self._rows(a, min(a + self.block, self.n))
+            top = d.topk(k, dim=1, largest=False)
+            val.append(top.values)
+            idx.append(top.indices)
+            rowmax.append(d.amax(1))
+        return torch.cat(val), torch.cat(idx), torch.cat(rowmax), self.qg.clone()
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        nq = self.num_query
+        i, e = rows, cols
+        iq, ig = i.clamp(max=nq - 1), (i - nq).clamp(min=0)
+        eq, eg = e.clamp(max=nq - 1), (e - nq).clamp(min=0)
+        from_query = torch.where(i < nq, self.qq[eq, iq], self.qg[eq, ig])
+        from_gallery = torch.where(i < nq, self.qg[iq, eg], self.gg[eg, ig])
+        return torch.where(e < nq, from_query, from_gallery)

@@ -1,0 +1,198 @@
+"""k-reciprocal re-ranking against a dense, step-by-step NumPy reference of the published port."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reid.inference import k_reciprocal, k_reciprocal_from_distances
+
+
+def dense_rerank_reference(
+    q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> np.ndarray:
+    """The published port's algorithm (re_ranking of Zhong et al.), dense, one point at a time.
+
+    Takes plain Euclidean distance matrices and squares them, as the port does.
+    Holds several N x N float32 matrices: the baseline that tools/bench_rerank.py measures.
+    """
+    nq = q_g.shape[0]
+    dist = np.block([[q_q, q_g], [q_g.T, g_g]])
+    dist = np.power(dist, 2).astype(np.float32)
+    dist = np.transpose(dist / np.max(dist, axis=0))  # row i: column i over its maximum
+    n = dist.shape[0]
+    rank = np.argsort(dist, axis=1).astype(np.int32)
+
+    def reciprocal(i: int, k: int) -> np.ndarray:
+        forward = rank[i, : k + 1]
+        backward = rank[forward, : k + 1]
+        return forward[np.any(backward == i, axis=1)]
+
+    half = int(np.around(k1 / 2.0))
+    v = np.zeros((n, n), dtype=np.float32)
+    for i in range(n):
+        r_i = reciprocal(i, k1)
+        expanded = [r_i]
+        for cand in r_i:
+            r_c = reciprocal(int(cand), half)
+            if len(np.intersect1d(r_c, r_i)) > 2.0 / 3.0 * len(r_c):
+                expanded.append(r_c)
+        members = np.unique(np.concatenate(expanded))
+        weight = np.exp(-dist[i, members])
+        v[i, members] = weight / np.sum(weight)
+    if k2 != 1:
+        v = np.stack([np.mean(v[rank[i, :k2]], axis=0) for i in range(n)]).astype(np.float32)
+    jaccard = np.zeros((nq, n), dtype=np.float32)
+    for i in range(nq):
+        shared = np.zeros(n, dtype=np.float32)
+        for k in np.nonzero(v[i])[0]:
+            holders = np.nonzero(v[:, k])[0]
+            shared[holders] += np.minimum(v[i, k], v[holders, k])
+        jaccard[i] = 1.0 - shared / (2.0 - shared)
+    final = jaccard * (1 - lambda_value) + dist[:nq] * lambda_value
+    return final[:, nq:]
+
+
+def clustered(n: int, ids: int, dim: int, noise: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((ids, dim))
+    x = centres[rng.integers(0, ids, n)] + noise * rng.standard_normal((n, dim))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def split(x: np.ndarray, nq: int) -> tuple[np.ndarray, np.ndarray]:
+    return x[:nq], x[nq:]
+
+
+@pytest.mark.parametrize(
+    ("n", "nq", "k1", "k2", "lam", "chunk"),
+    [
+        (180, 30, 20, 6, 0.3, 64),
+        (150, 40, 12, 3, 0.0, 50),
+        (140, 25, 7, 1, 1.0, 33),
+        (120, 10, 5, 4, 0.5, 1000),
+        (60, 5, 30, 25, 0.3, 16),  # N < k1 + 1: every point is in every forward set
+        (25, 3, 20, 6, 0.3, 7),  # num_query < k1 and N barely above it
+    ],
+)
+def test_feature_form_matches_dense_reference(n: int, nq: int, k1: int, k2: int, lam: float, chunk: int) -> None:
+    x = clustered(n, ids=max(3, n // 8), dim=32, noise=0.6, seed=n + k1)
+    q, g = split(x, nq)
+    expected = dense_rerank_reference(euclidean(q, g), euclidean(q, q), euclidean(g, g), k1, k2, lam)
+    got = k_reciprocal(q.astype(np.float32), g.astype(np.float32), k1, k2, lam, device="cpu", chunk_size=chunk)
+    assert got.dtype == np.float32 and got.shape == (nq, n - nq)
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_distance_form_uses_its_input_as_is_and_square_reproduces_the_port() -> None:
+    x = clustered(160, ids=20, dim=24, noise=0.5, seed=3)
+    q, g = split(x, 35)
+    e_qg, e_qq, e_gg = euclidean(q, g), euclidean(q, q), euclidean(g, g)
+    expected = dense_rerank_reference(e_qg, e_qq, e_gg, 20, 6, 0.3)
+    from_squared = k_reciprocal_from_distances(e_qg**2, e_qq**2, e_gg**2, device="cpu", chunk_size=40)
+    from_euclid = k_reciprocal_from_distances(e_qg, e_qq, e_gg, square=True, device="cpu", chunk_size=40)
+    np.testing.assert_allclose(from_squared, expected, atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose(from_euclid, expected, atol=2e-5, rtol=1e-4)
+    # Squaring twice (squared distances into the port) is a different, wrong result.
+    twice = dense_rerank_reference(e_qg**2, e_qq**2, e_gg**2, 20, 6, 0.3)
+    assert np.abs(twice - expected).max() > 1e-3
+
+
+def test_distance_form_takes_columns_of_asymmetric_input_like_the_port() -> None:
+    rng = np.random.default_rng(7)
+    nq, ng = 12, 40
+    qg = rng.uniform(0.1, 2.0, (nq, ng))
+    qq = rng.uniform(0.1, 2.0, (nq, nq))
+    gg = rng.uniform(0.1, 2.0, (ng, ng))
+    np.fill_diagonal(qq, 0.0)
+    np.fill_diagonal(gg, 0.0)
+    expected = dense_rerank_reference(qg, qq, gg, 8, 3, 0.3)
+    got = k_reciprocal_from_distances(qg, qq, gg, 8, 3, 0.3, square=True, device="cpu", chunk_size=9)
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_feature_form_equals_distance_form_and_accepts_tensors() -> None:
+    x = clustered(130, ids=15, dim=16, noise=0.5, seed=11).astype(np.float32)
+    q, g = split(x, 20)
+    d = euclidean(x.astype(np.float64), x.astype(np.float64)) ** 2
+    by_dist = k_reciprocal_from_distances(d[:20, 20:], d[:20, :20], d[20:, 20:], 10, 4, 0.2, device="cpu")
+    q_t, g_t, d_copy = torch.from_numpy(q.copy()), torch.from_numpy(g.copy()), d.copy()
+    by_feat = k_reciprocal(q_t, g_t, 10, 4, 0.2, device="cpu")
+    np.testing.assert_allclose(by_feat, by_dist, atol=2e-5, rtol=1e-4)
+    # Inputs are never modified in place.
+    assert np.array_equal(q_t.numpy(), q) and np.array_equal(g_t.numpy(), g) and np.array_equal(d, d_copy)
+
+
+def test_normalize_flag_controls_l2_normalisation() -> None:
+    x = clustered(100, ids=10, dim=16, noise=0.5, seed=5)
+    scale = np.random.default_rng(5).uniform(0.5, 3.0, (100, 1))
+    q, g = split((x * scale).astype(np.float32), 20)
+    normalised = k_reciprocal(q, g, 10, 3, 0.3, device="cpu")
+    np.testing.assert_allclose(normalised, k_reciprocal(*split(x.astype(np.float32), 20), 10, 3, 0.3), atol=1e-5)
+    raw = k_reciprocal(q, g, 10, 3, 0.3, normalize=False, device="cpu")
+    qs, gs = split(x * scale, 20)
+    expected = dense_rerank_reference(euclidean(qs, gs), euclidean(qs, qs), euclidean(gs, gs), 10, 3, 0.3)
+    np.testing.assert_allclose(raw, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_result_is_independent_of_chunk_size() -> None:
+    q, g = split(clustered(300, ids=30, dim=32, noise=0.6, seed=2).astype(np.float32), 50)
+    ref = k_reciprocal(q, g, device="cpu", chunk_size=4096)
+    for chunk in (37, 64):
+        np.testing.assert_allclose(k_reciprocal(q, g, device="cpu", chunk_size=chunk), ref, atol=1e-5)
+
+
+def test_lambda_one_is_the_normalised_original_distance() -> None:
+    q, g = split(clustered(90, ids=9, dim=8, noise=0.4, seed=4), 15)
+    d_all = euclidean(np.vstack([q, g]), np.vstack([q, g])) ** 2
+    expected = d_all[:15, 15:] / d_all[:15].max(1, keepdims=True)
+    got = k_reciprocal(q.astype(np.float32), g.astype(np.float32), lambda_value=1.0, device="cpu")
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_jaccard_part_lies_in_unit_interval_and_ranks_same_identity_first() -> None:
+    rng = np.random.default_rng(9)
+    centres = rng.standard_normal((10, 64))
+    labels = np.repeat(np.arange(10), 12)
+    x = centres[labels] + 0.3 * rng.standard_normal((120, 64))
+    order = rng.permutation(120)
+    x, labels = x[order].astype(np.float32), labels[order]
+    jac = k_reciprocal(x[:20], x[20:], 20, 6, 0.0, device="cpu")
+    assert jac.min() >= 0.0 and jac.max() <= 1.0 + 1e-6
+    nearest = labels[20:][jac.argmin(1)]
+    assert (nearest == labels[:20]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k1": 0}, "k1 and k2"),
+        ({"k2": 0}, "k1 and k2"),
+        ({"lambda_value": 1.5}, "lambda_value"),
+        ({"chunk_size": 0}, "chunk_size"),
+    ],
+)
+def test_bad_parameters_raise(kwargs: dict, message: str) -> None:
+    q, g = split(clustered(30, 3, 4, 0.5, 0).astype(np.float32), 5)
+    with pytest.raises(ValueError, match=message):
+        k_reciprocal(q, g, device="cpu", **kwargs)
+
+
+def test_bad_shapes_and_values_raise() -> None:
+    q = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="same D"):
+        k_reciprocal(q, np.ones((5, 3), np.float32), device="cpu")
+    with pytest.raises(ValueError, match="at least one"):
+        k_reciprocal(q, np.ones((0, 4), np.float32), device="cpu")
+    with pytest.raises(ValueError, match="NaN"):
+        k_reciprocal(np.full((3, 4), np.nan, np.float32), np.ones((5, 4), np.float32), device="cpu")
+    with pytest.raises(ValueError, match="must be"):
+        k_reciprocal_from_distances(np.ones((3, 5)), np.ones((3, 3)), np.ones((4, 4)), device="cpu")
+    with pytest.raises(ValueError, match="distance 0"):
+        k_reciprocal_from_distances(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), device="cpu")
