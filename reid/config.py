@@ -74,7 +74,7 @@ class TestConfig:
     leaky_slope: float | None = None  # leaky slope of the last block's final activation; None: ReLU
     beta: float = 0.0  # embedding mixing e = f/|f| + beta * f (then half squared Euclidean distance)
     qe: str = "none"  # none | alpha (alpha-QE) | dba (database-side augmentation); before re-ranking
-    qe_k: int = 5
+    qe_k: int = 10
     qe_alpha: float = 3.0
     rerank: bool = False  # k-reciprocal re-ranking
     k1: int = 20

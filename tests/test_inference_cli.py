@@ -154,3 +154,68 @@ def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, arg
     assert result.exit_code != 0
     text = str(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else ""
     assert message in text + result.output
+
+
+def reference_post(q, g, qe, rerank):
+    """QE then re-ranking by direct calls of the library functions."""
+    from reid.inference.features import cosine_distance
+    from reid.inference.query_expansion import alpha_query_expansion, database_side_augmentation
+    from reid.inference.rerank import k_reciprocal
+
+    if qe == "alpha":
+        q, g = alpha_query_expansion(q, g, 3, 2.0)
+    elif qe == "dba":
+        g = database_side_augmentation(g, 3, 2.0)
+    return k_reciprocal(q, g, k1=5, k2=2, lambda_value=0.4) if rerank else cosine_distance(q, g)
+
+
+@pytest.mark.parametrize("qe, rerank", [("alpha", True), ("dba", False)])
+def test_query_expansion_then_rerank_match_the_library_calls(run_with_snapshots, tiny_root, tmp_path, qe, rerank):
+    args = ["--qe", qe, "--qe-k", 3, "--qe-alpha", 2, "--k1", 5, "--k2", 2, "--lambda", 0.4]
+    args += ["--rerank"] if rerank else []
+    result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path, *args)
+    assert result.exit_code == 0, result.output
+    saved = saved_metrics(tmp_path)
+    assert saved["post"]["qe"] == qe and saved["post"]["rerank"] is rerank and saved["post"]["k1"] == 5
+    model, pre, _, _ = load_model(run_with_snapshots)
+    data = build_dataset("synthetic", tiny_root)
+    q = extract_features(model, data.query, pre, progress=False)
+    g = extract_features(model, data.gallery, pre, progress=False)
+    from reid.engine.evaluate import rank_metrics
+
+    same_metrics(saved, rank_metrics(reference_post(q, g, qe, rerank), data.query, data.gallery).as_dict())
+
+
+def test_reports_cmc_curve_and_seeded_ranked_lists(run_with_snapshots, tiny_root, tmp_path):
+    args = ["test", "-m", run_with_snapshots, "--data-root", tiny_root, "--device", "cpu", "--out", tmp_path]
+    result = CliRunner().invoke(cli, [*map(str, args), "--ranked-lists", "3", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cmc.png").stat().st_size > 0
+    first = sorted(p.name for p in (tmp_path / "ranked_lists").glob("*.png"))
+    assert len(first) == 3
+    again = CliRunner().invoke(
+        cli, [*map(str, args), "--out", str(tmp_path / "b"), "--ranked-lists", "3", "--seed", "1"]
+    )
+    assert again.exit_code == 0 and sorted(p.name for p in (tmp_path / "b" / "ranked_lists").glob("*.png")) == first
+    assert len(saved_metrics(tmp_path)["cmc"]) > 1
+
+
+def test_rerank_command_applies_query_expansion_from_feature_files(run_with_snapshots, tiny_root, tmp_path):
+    from reid.engine.evaluate import rank_metrics
+
+    for split in ("query", "gallery"):
+        args = ["extract", "-m", run_with_snapshots, "--dataset", "synthetic", "--split", split]
+        args += ["--data-root", tiny_root, "--out", tmp_path / f"{split}.h5", "--device", "cpu"]
+        assert CliRunner().invoke(cli, list(map(str, args))).exit_code == 0
+    args = ["rerank", "--query", tmp_path / "query.h5", "--gallery", tmp_path / "gallery.h5", "--out", tmp_path / "rr"]
+    args += ["--qe", "alpha", "--qe-k", 3, "--qe-alpha", 2, "--k1", 5, "--k2", 2, "--lambda", 0.4]
+    result = CliRunner().invoke(cli, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "rr" / "metrics.json").read_text())
+    assert list(rows) == ["original", "qe=alpha(k=3,a=2)+rerank(k1=5,k2=2,l=0.4)"]
+    data = build_dataset("synthetic", tiny_root)
+    model, pre, _, _ = load_model(run_with_snapshots)
+    q = extract_features(model, data.query, pre, progress=False)
+    g = extract_features(model, data.gallery, pre, progress=False)
+    expected = rank_metrics(reference_post(q, g, "alpha", True), data.query, data.gallery).as_dict()
+    same_metrics(rows["qe=alpha(k=3,a=2)+rerank(k1=5,k2=2,l=0.4)"], expected)

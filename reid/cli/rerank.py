@@ -30,9 +30,9 @@ from .common import fail, format_metrics_table
     type=click.Choice(["none", "alpha", "dba"]),
     default="none",
     show_default=True,
-    help="Query expansion before re-ranking: alpha-QE on the queries or DBA on the gallery.",
+    help="Query expansion before re-ranking: alpha-QE (queries and gallery) or DBA (gallery).",
 )
-@click.option("--qe-k", default=5, show_default=True, help="Neighbours used by query expansion.")
+@click.option("--qe-k", default=10, show_default=True, help="Neighbours used by query expansion (itself included).")
 @click.option("--qe-alpha", default=3.0, show_default=True, help="Similarity exponent of query expansion.")
 @click.option(
     "--rerank/--no-rerank",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -34,7 +33,7 @@ def _pick(cli_value, config_value):
 @click.option("--leaky-slope", type=float, help="Leaky slope of the last block's final activation, in [0, 1].")
 @click.option("--beta", type=float, help="Embedding mixing e = f/|f| + beta*f (authors: 0.0005-0.004).")
 @click.option("--qe", type=click.Choice(["none", "alpha", "dba"]), help="Query expansion, before re-ranking.")
-@click.option("--qe-k", type=int, help="Neighbours used by query expansion (default 5).")
+@click.option("--qe-k", type=int, help="Neighbours used by query expansion, itself included (default 10).")
 @click.option("--qe-alpha", type=float, help="Similarity exponent of query expansion (default 3).")
 @click.option("--rerank/--no-rerank", default=None, help="k-reciprocal re-ranking (Zhong et al. 2017).")
 @click.option("--k1", type=int, help="Re-ranking k1 (default 20).")
@@ -90,8 +89,6 @@ def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str,
         "extract_s": extract_s,
         "post_s": post_s,
     }
-    (folder / "test_metrics.json").write_text(json.dumps(record, indent=2))
-    click.echo(f"metrics written to {folder / 'test_metrics.json'}")
     _write_reports(folder, record, result, distmat, data, ranked, seed)
 
 
@@ -174,9 +171,15 @@ def _run_ablation(bank, model_sets, options, post, mode, data, folder: Path, che
 
 
 def _write_reports(folder: Path, record: dict, result, distmat, data, ranked: int, seed: int) -> None:
-    """CMC curve and ranked-list images through reid.evaluation.report, when that module exists."""
-    try:
-        from reid.evaluation import report
-    except ImportError:
-        return
-    del folder, record, result, distmat, data, ranked, seed, report  # wired once the reports module lands
+    """metrics JSON (atomic), the CMC curve (cmc.png) and `ranked` ranked-list images of random queries."""
+    from reid.evaluation.report import plot_cmc, save_ranked_lists, write_json
+
+    write_json(record, folder / "test_metrics.json")
+    name = Path(record["checkpoint"]).name
+    plot_cmc({name: result.cmc}, folder / "cmc.png", title=f"CMC, {record['dataset']}")
+    click.echo(f"metrics written to {folder / 'test_metrics.json'}, CMC curve to {folder / 'cmc.png'}")
+    if ranked:
+        paths = save_ranked_lists(
+            distmat, data.query, data.gallery, folder / "ranked_lists", num_queries=ranked, seed=seed
+        )
+        click.echo(f"{len(paths)} ranked lists written to {folder / 'ranked_lists'}")

@@ -23,8 +23,8 @@ QE_MODES = ("none", "alpha", "dba")
 class PostProcess:
     """What happens between features and ranking: query expansion, then k-reciprocal re-ranking."""
 
-    qe: str = "none"  # none | alpha (alpha-QE on the queries) | dba (database-side augmentation)
-    qe_k: int = 5  # neighbours averaged
+    qe: str = "none"  # none | alpha (alpha-QE, queries and gallery) | dba (database-side augmentation)
+    qe_k: int = 10  # neighbours averaged, the feature itself included
     qe_alpha: float = 3.0  # similarity exponent of the weights
     rerank: bool = False
     k1: int = 20
@@ -50,11 +50,12 @@ class PostProcess:
 
 
 def expand_queries(q: np.ndarray, g: np.ndarray, post: PostProcess) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the query expansion of `post` (alpha-QE changes the queries, DBA the gallery)."""
+    """Apply the query expansion of `post`: alpha-QE expands queries and gallery alike (neighbours
+    from both), DBA only the gallery. Both return L2-normalised features."""
     if post.qe == "alpha":
         from reid.inference.query_expansion import alpha_query_expansion
 
-        q = alpha_query_expansion(q, g, post.qe_k, post.qe_alpha)
+        q, g = alpha_query_expansion(q, g, post.qe_k, post.qe_alpha)
     elif post.qe == "dba":
         from reid.inference.query_expansion import database_side_augmentation
 
@@ -63,12 +64,16 @@ def expand_queries(q: np.ndarray, g: np.ndarray, post: PostProcess) -> tuple[np.
 
 
 def retrieval_distance(q: np.ndarray, g: np.ndarray, metric: str = "cosine", post: PostProcess = PostProcess()):
-    """(num_q, num_g) distances after query expansion and, if asked, k-reciprocal re-ranking."""
+    """(num_q, num_g) distances after query expansion and, if asked, k-reciprocal re-ranking.
+
+    Re-ranking works on squared Euclidean distances; with metric "euclidean" (beta-mixed
+    features) the features are used as they are, otherwise L2-normalised first.
+    """
     q, g = expand_queries(q, g, post)
     if post.rerank:
         from reid.inference.rerank import k_reciprocal
 
-        return k_reciprocal(q, g, k1=post.k1, k2=post.k2, lambda_value=post.lambda_value)
+        return k_reciprocal(q, g, k1=post.k1, k2=post.k2, lambda_value=post.lambda_value, normalize=metric == "cosine")
     return pairwise_distance(q, g, metric)
 
 
