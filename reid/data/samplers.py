@@ -22,9 +22,7 @@ class PKBatchSampler(Sampler[list[int]]):
     `set_start(step)` skips the first `step` batches of the epoch (mid-epoch resume).
     """
 
-    def __init__(
-        self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1
-    ) -> None:
+    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         if p < 2:
             raise ValueError(f"P (identities per batch) must be at least 2, got {p}")
         if k < 1:

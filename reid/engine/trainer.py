@@ -24,8 +24,14 @@ from reid.models import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import (
-    all_gather_with_grad, all_reduce_mean, barrier, broadcast_module, broadcast_object, cleanup_distributed,
-    gather_objects, init_distributed,
+    all_gather_with_grad,
+    all_reduce_mean,
+    barrier,
+    broadcast_module,
+    broadcast_object,
+    cleanup_distributed,
+    gather_objects,
+    init_distributed,
 )  # fmt: skip
 from .ema import ModelEMA
 from .evaluate import evaluate_model
@@ -82,7 +88,9 @@ class Trainer:
         self.dist = init_distributed(cfg.dist_backend, use_cuda=wanted.type == "cuda")
         self._owns_group = self.dist.enabled
         self.is_main = self.dist.is_main
-        self.device = torch.device("cuda", self.dist.local_rank) if self.dist.enabled and wanted.type == "cuda" else wanted
+        self.device = (
+            torch.device("cuda", self.dist.local_rank) if self.dist.enabled and wanted.type == "cuda" else wanted
+        )
         self.progress = progress and self.is_main
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -97,7 +105,11 @@ class Trainer:
         self.run_dir = Path(broadcast_object(str(run_dir) if run_dir is not None else None, self.dist))
         self.ckpt_dir = self.run_dir / "checkpoints"
         problem = None
-        if self.is_main and not resume and ((self.run_dir / "metrics.jsonl").exists() or (self.ckpt_dir / "last.pt").exists()):
+        if (
+            self.is_main
+            and not resume
+            and ((self.run_dir / "metrics.jsonl").exists() or (self.ckpt_dir / "last.pt").exists())
+        ):
             problem = f"{self.run_dir}: already holds a run; use --resume {self.run_dir} or another --output"
         problem = broadcast_object(problem, self.dist)
         if problem:
@@ -328,7 +340,9 @@ class Trainer:
         """Rank-1/5/10, mAP, mINP on the val or test split, computed by rank 0 and shared with all."""
         result = None
         if self.is_main:
-            query, gallery = (self.val_query, self.val_gallery) if split == "val" else (self.test_query, self.test_gallery)
+            query, gallery = (
+                (self.val_query, self.val_gallery) if split == "val" else (self.test_query, self.test_gallery)
+            )
             result = evaluate_model(
                 model or self.model, query, gallery, self.pre, self.device,
                 batch_size=self.config.train.batch_size_test, workers=0, progress=self.progress,
@@ -384,7 +398,9 @@ class Trainer:
             if self.ema is not None:
                 self.history["final_ema"] = self.evaluate("test", self.ema.module)
                 if self.is_main:
-                    save_checkpoint({**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt")
+                    save_checkpoint(
+                        {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt"
+                    )
             if self.is_main:
                 (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
                 if cfg.plots:
