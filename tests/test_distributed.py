@@ -80,5 +80,5 @@ def test_two_gloo_processes_train_on_disjoint_batches(tiny_root, tmp_path):
     assert [line["epoch"] for line in lines] == [1, 2]  # one writer: no duplicated records
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["world_size"] == WORLD and len(state["rng_per_rank"]) == WORLD
-    assert sorted(p.name for p in run.iterdir() if p.name != "tb") == ["checkpoints", "config.yaml", "metrics.json", "metrics.jsonl",
-                                                     "train.log"]  # fmt: skip
+    written = sorted(p.name for p in run.iterdir() if p.name != "tb")
+    assert written == ["checkpoints", "config.yaml", "metrics.json", "metrics.jsonl", "train.log"]
