@@ -28,7 +28,8 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [k for k in records[-1] if k not in _NOT_LOSSES and isinstance(records[-1][k], (int, float))]
     for name in names:
-        ax.plot(epochs, [r.get(name, float("nan")) for r in records], marker="o", ms=3, label=name)
+        style = {"color": "black", "lw": 2.5, "alpha": 0.6} if name == "loss" else {}
+        ax.plot(epochs, [r.get(name, float("nan")) for r in records], marker="o", ms=3, label=name, **style)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean over the epoch)")
     ax.grid(alpha=0.3)

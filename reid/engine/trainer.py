@@ -36,6 +36,7 @@ from .distributed import (
 from .ema import ModelEMA
 from .evaluate import evaluate_model
 from .logging_utils import TensorBoard, read_metrics, run_logger, truncate_metrics
+from .options import check_options, resolve_device
 from .plots import plot_curves
 from .precision import amp_dtype, autocast
 from .rng import rng_state, seed_everything, set_rng_state
@@ -43,31 +44,6 @@ from .schedule import build_optimizer, build_scheduler
 from .validation import carve_validation
 
 __all__ = ["Trainer", "resolve_device", "seed_everything"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {name} but CUDA is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device: unknown device {name!r}") from None
-
-
-def _check_options(config: Config, has_val: bool) -> None:
-    cfg, optim = config.train, config.optim
-    if optim.reload_best_at and not (has_val and cfg.eval_every > 0):
-        raise ConfigError("optim.reload_best_at needs data.val_identities > 0 and train.eval_every > 0")
-    bad = [e for e in cfg.snapshot_epochs if not isinstance(e, int) or not 1 <= e <= cfg.epochs]
-    if bad:
-        raise ConfigError(f"train.snapshot_epochs: {bad} outside 1..train.epochs ({cfg.epochs})")
-    for key in ("grad_clip", "checkpoint_every", "eval_every"):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"train.{key} must be >= 0, got {getattr(cfg, key)}")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
 
 
 class Trainer:
@@ -128,7 +104,7 @@ class Trainer:
             self.log.warning("%s", warning)
             tqdm.write(f"warning: {warning}")
         train, self.val_query, self.val_gallery = carve_validation(dataset.train, data.val_identities, cfg.seed)
-        _check_options(config, bool(self.val_query))
+        check_options(config, bool(self.val_query))
         self.test_query, self.test_gallery = dataset.query, dataset.gallery
         self.num_classes = len({r.pid for r in train})
         self.pre = Preprocess(height=data.height, width=data.width)
