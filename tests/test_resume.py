@@ -86,12 +86,15 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tiny_root, tmp
     victim = subprocess.Popen(_command(killed, overrides), cwd=REPO, env=_env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     last, deadline = killed / "checkpoints" / "last.pt", time.monotonic() + 120
-    seen = None
+    seen, changes = None, 0
     while victim.poll() is None and time.monotonic() < deadline:
-        if seen is None and _epochs(killed):  # epoch 1 is logged: kill at the next checkpoint write
-            seen = _inode(last)
-        elif seen is not None and _inode(last) != seen:
-            break
+        inode = _inode(last)
+        if seen is None and _epochs(killed):  # epoch 1 is logged; its last.pt follows, then step 2 of epoch 2
+            seen = inode
+        elif seen is not None and inode != seen:
+            seen, changes = inode, changes + 1
+            if changes == 2:
+                break
         time.sleep(0.005)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the run finished before it could be killed"
