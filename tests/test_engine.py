@@ -30,9 +30,13 @@ def full_run(tiny_root, tmp_path_factory):
         "optim.reload_best_at=[3]", "train.snapshot_epochs=[1,2]", "train.ema_decay=0.5", "train.amp=bf16",
         "train.grad_clip=5.0",
     )  # fmt: skip
-    torch.set_num_threads(1)
-    trainer = Trainer(config, out / "run", progress=False)
-    history = trainer.fit()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a busy shared machine: no OpenMP spinning
+    try:
+        trainer = Trainer(config, out / "run", progress=False)
+        history = trainer.fit()
+    finally:
+        torch.set_num_threads(threads)
     return trainer, history
 
 
