@@ -71,6 +71,7 @@ class TrainConfig:
     dist_backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
     tensorboard: bool = True  # write runs/<name>/tb when tensorboard is installed
     plots: bool = True  # plots/loss.png and plots/metrics.png
+    classifier_warmup_epochs: int = 0  # first N epochs: only the classifier learns, plain CE, backbone frozen
     eval_every: int = 0  # 0: only at the end
     eval_before: bool = False  # also evaluate the untrained model (the demo's baseline)
     batch_size_test: int = 128

@@ -31,5 +31,9 @@ def check_options(config: Config, has_val: bool) -> None:
     for key in ("grad_clip", "checkpoint_every", "eval_every"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(cfg, key)}")
+    if not 0 <= cfg.classifier_warmup_epochs < cfg.epochs:
+        raise ConfigError(
+            f"train.classifier_warmup_epochs must be in [0, train.epochs), got {cfg.classifier_warmup_epochs}"
+        )
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")

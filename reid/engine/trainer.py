@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from reid.data.datasets import build_dataset
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
-from reid.losses import build_loss
+from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -128,6 +129,10 @@ class Trainer:
         self.optimizer = build_optimizer(self.params, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, cfg.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        # the authors' classifier warm-up: its own optimizer over the classifier, plain (smoothed) CE
+        self.warmup_optimizer = build_optimizer(self.model.classifier.parameters(), config.optim)
+        self.warmup_loss = CrossEntropyLabelSmooth(_label_smoothing(config.loss))
+        self.in_warmup = False
         self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.net, self.loss_fn = self.model, self.criterion
         if self.dist.enabled:
@@ -160,6 +165,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "criterion": self.criterion.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "warmup_optimizer": self.warmup_optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
@@ -204,6 +210,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.criterion.load_state_dict(state["criterion"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "warmup_optimizer" in state:
+            self.warmup_optimizer.load_state_dict(state["warmup_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and "ema" in state:
@@ -249,6 +257,8 @@ class Trainer:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         labels = labels.to(self.device, non_blocking=True)
+        if self.in_warmup:
+            return self.classifier_warmup_step(images, labels)
         with autocast(self.device, self.amp_dtype):
             out = self.net(images)
         features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
@@ -273,9 +283,29 @@ class Trainer:
         self.global_step += 1
         return float(values[0]), dict(zip(parts, values[1:].tolist()))
 
+    def classifier_warmup_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
+        """A step of the authors' warm-up: the frozen backbone and neck (eval mode, so BatchNorm
+        statistics stay put) embed the batch, and only the classifier learns, with plain CE."""
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
+            embedding = self.model(images)
+        self.model.train()
+        loss = self.warmup_loss(self.model.classifier(embedding.float()), labels)
+        self.warmup_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for param in self.model.classifier.parameters():  # the DDP wrapper is bypassed: average by hand
+            param.grad = all_reduce_mean(param.grad, self.dist)
+        self.warmup_optimizer.step()
+        self.global_step += 1
+        value = float(all_reduce_mean(loss.detach().double(), self.dist))
+        if not np.isfinite(value):
+            raise ReidError(f"step {self.global_step}: warm-up loss is {value}; lower optim.lr or check the data")
+        return value, {"warmup_ce": value}
+
     def train_epoch(self, epoch: int, start_step: int = 0, totals: dict | None = None) -> dict:
         """Train `epoch` (0-based) from batch `start_step`; returns its record (means over all its steps)."""
         cfg = self.config.train
+        self.in_warmup = epoch < cfg.classifier_warmup_epochs
         self.net.train()
         batches = self.loader.batch_sampler
         batches.set_epoch(epoch)
@@ -309,7 +339,9 @@ class Trainer:
         elapsed = max(time.perf_counter() - start, 1e-9)
         record = {name: value / max(step, 1) for name, value in totals.items()}
         record.update(lr=self.optimizer.param_groups[0]["lr"], images_per_s=images / elapsed, data_wait=wait / elapsed)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # in warm-up epochs the main optimizer legitimately takes no step
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            self.scheduler.step()
         return record
 
     def evaluate(self, split: str = "test", model: torch.nn.Module | None = None) -> dict | None:
@@ -387,3 +419,11 @@ class Trainer:
             self.tb.close()
             if self._owns_group:
                 cleanup_distributed()
+
+
+def _label_smoothing(loss_spec: dict) -> float:
+    """The smoothing the configured losses use (the warm-up CE follows it), 0.1 by default."""
+    for name, key in (("group", "label_smoothing"), ("ce", "epsilon")):
+        if key in (loss_spec.get(name) or {}):
+            return float(loss_spec[name][key])
+    return 0.1
