@@ -49,6 +49,10 @@ class OptimConfig:
     gamma: float = 0.1
     warmup_epochs: int = 0
     warmup_factor: float = 0.01
+    # the Group Loss authors' schedule: before these (1-based) epochs, reload best.pt and
+    # multiply the lr by reload_factor (needs data.val_identities > 0 and train.eval_every > 0)
+    reload_best_at: list[int] = field(default_factory=list)
+    reload_factor: float = 0.1
 
 
 @dataclass
@@ -56,7 +60,18 @@ class TrainConfig:
     epochs: int = 120
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False
+    amp: bool | str = False  # none | bf16 | fp16 (fp16 with a grad scaler); true: bf16 if the GPU has it, else fp16
+    channels_last: bool = True  # CUDA only
+    grad_clip: float = 0.0  # max global gradient norm; 0: off
+    ema_decay: float = 0.0  # exponential moving average of the weights; 0: off
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise-repeatable runs and resumes)
+    checkpoint_every: int = 0  # also write last.pt every N steps inside an epoch; 0: once per epoch
+    snapshot_epochs: list[int] = field(default_factory=list)  # keep checkpoints/epoch_XXX.pt after these epochs
+    gather_embeddings: bool = False  # DDP: Group Loss on the embeddings of all processes, not the local batch
+    dist_backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
+    tensorboard: bool = True  # write runs/<name>/tb when tensorboard is installed
+    plots: bool = True  # plots/loss.png and plots/metrics.png
+    classifier_warmup_epochs: int = 0  # first N epochs: only the classifier learns, plain CE, backbone frozen
     eval_every: int = 0  # 0: only at the end
     eval_before: bool = False  # also evaluate the untrained model (the demo's baseline)
     batch_size_test: int = 128

@@ -75,8 +75,9 @@ def make_market(root: Path, folder: str = "Market-1501-v15.09.15") -> Expected:
     (base / "readme.txt").write_text("Market-1501 miniature\n")
     train, query, gallery = (MARKET_SPLITS[k] for k in ("bounding_box_train", "query", "bounding_box_test"))
     cams = {c for entries in MARKET_SPLITS.values() for pid, c in entries if pid != -1}
-    return Expected(base, {"train": _counts(train), "query": _counts(query), "gallery": _counts(gallery)},
-                    cameras=len(cams), junk=2)
+    return Expected(
+        base, {"train": _counts(train), "query": _counts(query), "gallery": _counts(gallery)}, cameras=len(cams), junk=2
+    )
 
 
 DUKE_SPLITS = {
@@ -95,8 +96,15 @@ def make_duke(root: Path, folder: str = "DukeMTMC-reID") -> Expected:
         (base / name).write_text("miniature\n")
     cams = {c for entries in DUKE_SPLITS.values() for _, c in entries}
     s = DUKE_SPLITS
-    return Expected(base, {"train": _counts(s["bounding_box_train"]), "query": _counts(s["query"]),
-                           "gallery": _counts(s["bounding_box_test"])}, cameras=len(cams))
+    return Expected(
+        base,
+        {
+            "train": _counts(s["bounding_box_train"]),
+            "query": _counts(s["query"]),
+            "gallery": _counts(s["bounding_box_test"]),
+        },
+        cameras=len(cams),
+    )
 
 
 CUHK_SPLITS = {
@@ -115,9 +123,15 @@ def make_cuhk03np(root: Path, folder: str = "cuhk03-np") -> dict[str, Expected]:
         splits["bounding_box_train"] += extra
         for split, entries in splits.items():
             _write_market_like(base / split, entries, lambda p, c, i: f"{p:04d}_c{c}_{i + 1}", ".png")
-        out[variant] = Expected(base, {"train": _counts(splits["bounding_box_train"]),
-                                       "query": _counts(splits["query"]),
-                                       "gallery": _counts(splits["bounding_box_test"])}, cameras=2)
+        out[variant] = Expected(
+            base,
+            {
+                "train": _counts(splits["bounding_box_train"]),
+                "query": _counts(splits["query"]),
+                "gallery": _counts(splits["bounding_box_test"]),
+            },
+            cameras=2,
+        )
     return out
 
 
@@ -149,9 +163,12 @@ def make_msmt(root: Path, version: str = "V1") -> Expected:
     write_image(base / train_dir / "0099" / "0099_000_01_0303noon_0001_0.jpg", seed=99)
     s = MSMT_SPLITS
     cams = {c for split in ("train", "query", "gallery") for _, c in s[split]}
-    return Expected(base, {"train": _counts(s["train"]), "query": _counts(s["query"]),
-                           "gallery": _counts(s["gallery"])}, cameras=len(cams),
-                    extra={"train_with_val": _counts(s["train"] + s["val"])})
+    return Expected(
+        base,
+        {"train": _counts(s["train"]), "query": _counts(s["query"]), "gallery": _counts(s["gallery"])},
+        cameras=len(cams),
+        extra={"train_with_val": _counts(s["train"] + s["val"])},
+    )
 
 
 CUSTOM = {

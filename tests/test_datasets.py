@@ -64,8 +64,9 @@ def test_parse_name_reads_each_release_scheme():
     assert parse_name("0001_c0_1.png") is None  # cameras are numbered from 1
 
 
-@pytest.mark.parametrize("folder", ["Market-1501", "Market-1501-v15.09.15", "market1501",
-                                    "market1501/Market-1501-v15.09.15"])
+@pytest.mark.parametrize(
+    "folder", ["Market-1501", "Market-1501-v15.09.15", "market1501", "market1501/Market-1501-v15.09.15"]
+)
 def test_market_folder_found_with_or_without_version_suffix_and_nested(tmp_path, folder):
     expected = make_market(tmp_path, folder)
     assert_matches(build_dataset("market1501", tmp_path), expected)

@@ -19,8 +19,11 @@ def market(tmp_path):
 
 def test_missing_split_folder_is_named(tmp_path, market):
     shutil.rmtree(market / "query")
-    with pytest.raises(DataError, match=r"Market-1501-v15\.09\.15/query: query folder not found "
-                                        r"\(expected the Market-1501 layout\)"):
+    with pytest.raises(
+        DataError,
+        match=r"Market-1501-v15\.09\.15/query: query folder not found "
+        r"\(expected the Market-1501 layout\)",
+    ):
         build_dataset("market1501", tmp_path)
 
 
@@ -44,8 +47,11 @@ def test_unmatched_names_are_warned_and_counted(tmp_path, market):
 
 def test_unmatched_names_are_an_error_when_strict(tmp_path, market):
     write_image(market / "bounding_box_train" / "IMG_0001.jpg", seed=1)
-    with pytest.raises(DataError, match=r"bounding_box_train: 1 file\(s\) not named like .* first IMG_0001\.jpg "
-                                        r"\(strict mode; without it they are skipped with a warning\)"):
+    with pytest.raises(
+        DataError,
+        match=r"bounding_box_train: 1 file\(s\) not named like .* first IMG_0001\.jpg "
+        r"\(strict mode; without it they are skipped with a warning\)",
+    ):
         build_dataset("market1501", tmp_path, strict=True)
 
 
@@ -56,8 +62,11 @@ def test_strict_still_accepts_thumbs_db(tmp_path, market):
 def test_zero_byte_image_is_named_even_without_verify(tmp_path, market):
     bad = market / "bounding_box_train" / "0002_c1s1_000999_00.jpg"
     bad.write_bytes(b"")
-    with pytest.raises(DataError, match=r"0002_c1s1_000999_00\.jpg: image file is empty \(0 bytes\); "
-                                        r"fix or remove it, or use --skip-bad"):
+    with pytest.raises(
+        DataError,
+        match=r"0002_c1s1_000999_00\.jpg: image file is empty \(0 bytes\); "
+        r"fix or remove it, or use --skip-bad",
+    ):
         build_dataset("market1501", tmp_path)
 
 

@@ -52,8 +52,10 @@ def test_tree_odd_entries_are_warned_and_strict_fails(tmp_path):
     write_image(tmp_path / "query" / "30" / "nocamera.jpg", seed=2)  # no _c<cam>
     ds = build_dataset("custom", tmp_path)
     assert ds.counts["unmatched"] == 2
-    assert ds.warnings[0].endswith("query: skipped 2 file(s) not named like <split>/<pid>/<anything>_c<camera from 1>"
-                                   "*.jpg as in query/17/gate_c2_0001.jpg: 30/nocamera.jpg, alice/")
+    assert ds.warnings[0].endswith(
+        "query: skipped 2 file(s) not named like <split>/<pid>/<anything>_c<camera from 1>"
+        "*.jpg as in query/17/gate_c2_0001.jpg: 30/nocamera.jpg, alice/"
+    )
     with pytest.raises(DataError, match=r"query: 2 file\(s\) not named like .* first 30/nocamera\.jpg"):
         build_dataset("custom", tmp_path, strict=True)
 

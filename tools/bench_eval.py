@@ -96,7 +96,8 @@ def run_case(name, data, repeat=1, with_distmat=True, with_baseline=True, random
         m_ap = out.mAP if hasattr(out, "mAP") else out[0] if isinstance(out, tuple) else None
         rows.append({
             "case": name, "queries": len(qp), "gallery": len(gp), "method": method, "seconds": round(seconds, 3),
-            "peak_MiB": round(peak / 2**20, 1), "peak_x_distmat": round(peak / dist_bytes, 2), "mAP": None if m_ap is None else round(m_ap, 6),
+            "peak_MiB": round(peak / 2**20, 1), "peak_x_distmat": round(peak / dist_bytes, 2),
+            "mAP": None if m_ap is None else round(m_ap, 6),
             "speedup": round(base_seconds / seconds, 1) if base_seconds else None,
         })  # fmt: skip
         return seconds

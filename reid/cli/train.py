@@ -26,8 +26,10 @@ def train(
 ) -> None:
     """Train a model. OVERRIDES are dotted keys, e.g. train.epochs=5 optim.lr=1e-4 loss.group.temperature=40.
 
-    The run folder receives config.yaml, train.log, metrics.jsonl, metrics.json and
-    checkpoints/ (last.pt, best.pt).
+    The run folder receives config.yaml, train.log, metrics.jsonl, metrics.json, plots/ and
+    checkpoints/ (last.pt, best.pt with a validation split, epoch_XXX.pt snapshots).
+    `--resume RUN_DIR` continues a stopped or killed run exactly where its last.pt left it.
+    Several processes: torchrun --nproc_per_node N -m reid train -c CONFIG.
     """
     from reid.engine.trainer import Trainer
 
@@ -37,6 +39,8 @@ def train(
     config = load_config(config_path, list(overrides))
     trainer = Trainer(config, run_dir=output, progress=not quiet, resume=bool(resume))
     history = trainer.fit()
+    if not trainer.is_main:
+        return
     rows = {}
     if "untrained" in history:
         rows["untrained"] = history["untrained"]

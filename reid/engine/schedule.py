@@ -1,4 +1,6 @@
-"""Optimizers and per-epoch learning-rate schedules (linear warm-up, then step or cosine)."""
+"""Optimizers and per-epoch learning-rate schedules: linear warm-up, then multistep, cosine or
+constant, times the Group Loss authors' drops at `optim.reload_best_at` (where the trainer
+also reloads the best checkpoint)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,17 @@ def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     raise ConfigError(f"optim.name: unknown optimizer {cfg.name!r} (adam, adamw, radam, sgd)")
 
 
+def reload_drops(epoch: int, cfg: OptimConfig) -> int:
+    """How many reload-best points (1-based epochs) lie at or before 0-based `epoch`."""
+    return sum(epoch + 1 >= r for r in cfg.reload_best_at)
+
+
 def lr_factor(epoch: int, cfg: OptimConfig, total_epochs: int) -> float:
     """Multiplier of the base learning rate during `epoch` (0-based)."""
+    return _base_factor(epoch, cfg, total_epochs) * cfg.reload_factor ** reload_drops(epoch, cfg)
+
+
+def _base_factor(epoch: int, cfg: OptimConfig, total_epochs: int) -> float:
     if epoch < cfg.warmup_epochs:
         alpha = epoch / cfg.warmup_epochs
         return cfg.warmup_factor * (1 - alpha) + alpha
@@ -39,5 +50,10 @@ def lr_factor(epoch: int, cfg: OptimConfig, total_epochs: int) -> float:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_epochs: int):
+    """A LambdaLR stepped once per epoch, following `lr_factor`."""
+    if any(not isinstance(r, int) or r < 2 for r in cfg.reload_best_at):
+        raise ConfigError(f"optim.reload_best_at: expected 1-based epochs >= 2, got {cfg.reload_best_at}")
+    if not cfg.reload_factor > 0:
+        raise ConfigError(f"optim.reload_factor must be positive, got {cfg.reload_factor}")
     lr_factor(0, cfg, total_epochs)  # validate the name before training starts
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, cfg, total_epochs))

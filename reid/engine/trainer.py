@@ -1,17 +1,18 @@
-"""The training loop: P x K batches, losses from the config, run folder, checkpoints."""
+"""The training loop: P x K batches, losses from the config, run folder, checkpoints, exact resume,
+mixed precision, EMA, DistributedDataParallel (torchrun), evaluation, snapshots, logs and plots."""
 
 from __future__ import annotations
 
 import json
-import logging
-import random
+import os
 import time
-from contextlib import nullcontext
+import warnings
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from reid.config import Config, save_config
@@ -19,208 +20,410 @@ from reid.data.datasets import build_dataset
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
-from reid.losses import build_loss
+from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import (
+    all_gather_with_grad,
+    all_reduce_mean,
+    barrier,
+    broadcast_module,
+    broadcast_object,
+    cleanup_distributed,
+    gather_objects,
+    init_distributed,
+)  # fmt: skip
+from .ema import ModelEMA
 from .evaluate import evaluate_model
+from .logging_utils import TensorBoard, read_metrics, run_logger, truncate_metrics
+from .options import check_options, resolve_device
+from .plots import plot_curves
+from .precision import amp_dtype, autocast
+from .rng import rng_state, seed_everything, set_rng_state
 from .schedule import build_optimizer, build_scheduler
 from .validation import carve_validation
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {name} but CUDA is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device: unknown device {name!r}") from None
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": json.dumps(np.random.get_state()[1].tolist()),
-        "python": json.dumps(random.getstate()[1]),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    keys = np.array(json.loads(state["numpy"]), dtype=np.uint32)
-    np.random.set_state(("MT19937", keys, 624, 0, 0.0))
-    random.setstate((3, tuple(json.loads(state["python"])), None))
+__all__ = ["Trainer", "resolve_device", "seed_everything"]
 
 
 class Trainer:
-    """Train one run. The run folder holds config.yaml, train.log, metrics.jsonl,
-    metrics.json and checkpoints/{last,best}.pt."""
+    """Train one run. The run folder (written by rank 0 only) holds config.yaml, train.log,
+    metrics.jsonl, metrics.json, plots/{loss,metrics}.png, tb/ (with tensorboard) and
+    checkpoints/{last,best,epoch_XXX,ema}.pt.
+
+    Under torchrun (WORLD_SIZE > 1) each process trains a DistributedDataParallel replica on
+    its own P x K share of every global batch.
+    """
 
     def __init__(
         self, config: Config, run_dir: str | Path | None = None, progress: bool = True, resume: bool = False
     ) -> None:
-        self.config, self.progress = config, progress
-        self.device = resolve_device(config.train.device)
-        if run_dir is None:
-            name = config.train.run_name or f"{config.data.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
-            run_dir = Path(config.train.output_dir) / name
-        self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        if not resume and ((self.run_dir / "metrics.jsonl").exists() or (self.ckpt_dir / "last.pt").exists()):
-            raise ReidError(f"{self.run_dir}: already holds a run; use --resume {self.run_dir} or another --output")
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, self.run_dir / "config.yaml")
-        self.log = self._logger()
+        self.config = config
+        cfg, data = config.train, config.data
+        wanted = resolve_device(cfg.device)
+        self.dist = init_distributed(cfg.dist_backend, use_cuda=wanted.type == "cuda")
+        self._owns_group = self.dist.enabled
+        self.is_main = self.dist.is_main
+        self.device = (
+            torch.device("cuda", self.dist.local_rank) if self.dist.enabled and wanted.type == "cuda" else wanted
+        )
+        self.progress = progress and self.is_main
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
 
-        seed_everything(config.train.seed)
-        data = config.data
+        if self.is_main and run_dir is None:
+            name = cfg.run_name or f"{data.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+            run_dir = Path(cfg.output_dir) / name
+        self.run_dir = Path(broadcast_object(str(run_dir) if run_dir is not None else None, self.dist))
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        problem = None
+        if (
+            self.is_main
+            and not resume
+            and ((self.run_dir / "metrics.jsonl").exists() or (self.ckpt_dir / "last.pt").exists())
+        ):
+            problem = f"{self.run_dir}: already holds a run; use --resume {self.run_dir} or another --output"
+        problem = broadcast_object(problem, self.dist)
+        if problem:
+            raise ReidError(problem)
+        if self.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.yaml")
+        self.log = run_logger(self.run_dir if self.is_main else None, f"reid.train.{id(self)}")
+        self.tb = TensorBoard(self.run_dir / "tb" if self.is_main and cfg.tensorboard else None)
+        if self.tb.missing:
+            self.log.info("tensorboard is not installed: no tb/ logs (metrics.jsonl and plots/ still written)")
+
+        seed_everything(cfg.seed)
         dataset = build_dataset(data.dataset, data.root)
-        for warning in dataset.warnings:
+        for warning in dataset.warnings if self.is_main else []:
             self.log.warning("%s", warning)
             tqdm.write(f"warning: {warning}")
-        train, self.val_query, self.val_gallery = carve_validation(
-            dataset.train, data.val_identities, config.train.seed
-        )
+        train, self.val_query, self.val_gallery = carve_validation(dataset.train, data.val_identities, cfg.seed)
+        check_options(config, bool(self.val_query))
         self.test_query, self.test_gallery = dataset.query, dataset.gallery
         self.num_classes = len({r.pid for r in train})
         self.pre = Preprocess(height=data.height, width=data.width)
         transform = TrainTransform(self.pre, flip=data.flip, pad=data.pad, erasing=data.random_erasing)
-        self.loader = train_loader(
-            train, transform, data.identities_per_batch, data.instances_per_identity, config.train.seed, data.workers
-        )
+        try:
+            self.loader = train_loader(
+                train, transform, data.identities_per_batch, data.instances_per_identity, cfg.seed, data.workers,
+                rank=self.dist.rank, world_size=self.dist.world_size, pin_memory=self.device.type == "cuda",
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ConfigError(f"data.identities_per_batch: {exc}") from None
+        self.sampler = self.loader.batch_sampler.sampler
+
+        self.amp_dtype = amp_dtype(cfg.amp, self.device)
+        self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.model = build_model(config.model, self.num_classes).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = build_loss(config.loss, self.num_classes).to(self.device)
-        params = list(self.model.parameters()) + list(self.criterion.parameters())
-        self.optimizer = build_optimizer(params, config.optim)
-        self.scheduler = build_scheduler(self.optimizer, config.optim, config.train.epochs)
-        self.amp = config.train.amp and self.device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
-        self.start_epoch, self.best_score, self.history = 0, -1.0, {}
+        self.params = [p for p in list(self.model.parameters()) + list(self.criterion.parameters()) if p.requires_grad]
+        self.optimizer = build_optimizer(self.params, config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.optim, cfg.epochs)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        # the authors' classifier warm-up: its own optimizer over the classifier, plain (smoothed) CE
+        self.warmup_optimizer = build_optimizer(self.model.classifier.parameters(), config.optim)
+        self.warmup_loss = CrossEntropyLabelSmooth(_label_smoothing(config.loss))
+        self.in_warmup = False
+        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.net, self.loss_fn = self.model, self.criterion
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+            if any(p.requires_grad for p in self.criterion.parameters()):
+                self.loss_fn = DistributedDataParallel(self.criterion, device_ids=ids)
+        seed_everything(cfg.seed + self.dist.rank)  # training randomness (anchors) differs per process
+
+        self.start_epoch, self.start_step, self.epoch_totals = 0, 0, {}
+        self.best_score, self.best_epoch, self.global_step = -1.0, 0, 0
+        self.history: dict = {}
+        self.records: list[dict] = []
+        self.last_metrics: dict = {}
         if resume and (self.ckpt_dir / "last.pt").is_file():
             self.resume()
         self.log.info(
-            "dataset %s: %d train images of %d identities, %d val ids, %d query, %d gallery; device %s",
+            "dataset %s: %d train images of %d identities, %d val ids, %d query, %d gallery; device %s, "
+            "%d process(es), amp %s",
             data.dataset, len(train), self.num_classes, data.val_identities,
-            len(self.test_query), len(self.test_gallery), self.device,
+            len(self.test_query), len(self.test_gallery), self.device, self.dist.world_size, self.amp_dtype,
         )  # fmt: skip
 
-    def _logger(self) -> logging.Logger:
-        logger = logging.getLogger(f"reid.train.{id(self)}")
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        handler = logging.FileHandler(self.run_dir / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
-        return logger
-
     # -- checkpoints -------------------------------------------------------------------------
-    def state(self, epoch: int, metrics: dict) -> dict:
-        return {
+    def state(self, epoch: int, step: int = 0, totals: dict | None = None) -> dict:
+        """Everything needed to continue: `epoch` epochs done plus `step` steps of the next one.
+        Collective under DDP (gathers every process's RNG state): call it on all ranks."""
+        rngs = gather_objects(rng_state(), self.dist)
+        state = {
             "model": self.model.state_dict(),
             "criterion": self.criterion.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "warmup_optimizer": self.warmup_optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
-            "metrics": metrics,
+            "step": step,
+            "epoch_totals": dict(totals or {}),
+            "global_step": self.global_step,
+            "sampler": self.sampler.state_dict(),
+            "metrics": self.last_metrics,
             "history": self.history,
             "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
             "config": self.config.to_dict(),
             "num_classes": self.num_classes,
             "preprocess": self.pre.to_dict(),
-            "rng": _rng_state(),
+            "world_size": self.dist.world_size,
+            "rng": rngs[0],
+            "rng_per_rank": rngs,
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def _save(self, state: dict, name: str) -> None:
+        if self.is_main:
+            save_checkpoint(state, self.ckpt_dir / name)
+
+    def snapshot(self, epoch: int) -> dict:
+        """The model-only layout of last.pt (model, config, num_classes, preprocess, epoch, ...)."""
+        state = {
+            "model": self.model.state_dict(), "epoch": epoch, "metrics": self.last_metrics,
+            "config": self.config.to_dict(), "num_classes": self.num_classes, "preprocess": self.pre.to_dict(),
+        }  # fmt: skip
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def resume(self) -> None:
-        """Continue from checkpoints/last.pt of this run folder."""
+        """Continue from checkpoints/last.pt of this run folder (end of an epoch or mid-epoch)."""
         state = load_checkpoint(self.ckpt_dir / "last.pt")
         if state["config"] != self.config.to_dict():
             raise ReidError(f"{self.run_dir}: the config differs from the one the run started with")
         self.model.load_state_dict(state["model"])
         self.criterion.load_state_dict(state["criterion"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "warmup_optimizer" in state:
+            self.warmup_optimizer.load_state_dict(state["warmup_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch, self.history, self.best_score = state["epoch"], state["history"], state["best_score"]
-        _set_rng_state(state["rng"])
-        self.log.info("resumed at epoch %d", self.start_epoch)
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        self.start_epoch, self.start_step = int(state["epoch"]), int(state.get("step", 0))
+        self.epoch_totals = dict(state.get("epoch_totals", {}))
+        self.global_step = int(state.get("global_step", 0))
+        self.history, self.last_metrics = state["history"], state.get("metrics", {})
+        self.best_score, self.best_epoch = state["best_score"], int(state.get("best_epoch", 0))
+        self.sampler.load_state_dict(state["sampler"])
+        rngs = state.get("rng_per_rank", [state["rng"]])
+        if len(rngs) == self.dist.world_size:
+            set_rng_state(rngs[self.dist.rank])
+        else:
+            self.log.warning("resumed with %d processes, saved with %d: RNG states reseeded", self.dist.world_size,
+                             len(rngs))  # fmt: skip
+            seed_everything(self.config.train.seed + 7919 * self.start_epoch + self.dist.rank)
+        if self.is_main:
+            self.records = truncate_metrics(self.run_dir / "metrics.jsonl", self.start_epoch)
+        self.log.info("resumed at epoch %d step %d", self.start_epoch, self.start_step)
+
+    def reload_best(self, epoch: int) -> None:
+        """The authors' schedule: continue from the best weights so far (the lr drop is in the schedule)."""
+        path = self.ckpt_dir / "best.pt"
+        found = broadcast_object(path.is_file() if self.is_main else None, self.dist)
+        if not found:
+            self.log.warning("epoch %d: no best.pt yet, only the learning rate drops", epoch + 1)
+            return
+        if self.is_main:
+            best = load_checkpoint(path)
+            self.model.load_state_dict(best["model"])
+            self.criterion.load_state_dict(best["criterion"])
+            self.log.info("epoch %d: reloaded best.pt (epoch %d, mAP %.4f)", epoch + 1, best["epoch"],
+                          best["best_score"])  # fmt: skip
+        broadcast_module(self.model, self.dist)
+        broadcast_module(self.criterion, self.dist)
 
     # -- loop --------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
+        """One optimizer step on a local batch (B, 3, H, W); returns the loss averaged over processes."""
+        cfg = self.config.train
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.in_warmup:
+            return self.classifier_warmup_step(images, labels)
+        with autocast(self.device, self.amp_dtype):
+            out = self.net(images)
+        features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
+        if cfg.gather_embeddings and self.dist.enabled:
+            features = all_gather_with_grad(features, self.dist)
+            logits = all_gather_with_grad(logits, self.dist)
+            labels = all_gather_with_grad(labels, self.dist)
+            scale = float(self.dist.world_size)  # DDP averages: undo it so the step follows the global loss
+        loss, parts = self.loss_fn(features, logits, labels)
+        values = all_reduce_mean(torch.tensor([float(loss.detach()), *parts.values()], dtype=torch.float64), self.dist)
+        if not torch.isfinite(values).all():
+            raise ReidError(f"step {self.global_step}: loss is {values[0].item()}; lower optim.lr or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.global_step += 1
+        return float(values[0]), dict(zip(parts, values[1:].tolist()))
+
+    def classifier_warmup_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
+        """A step of the authors' warm-up: the frozen backbone and neck (eval mode, so BatchNorm
+        statistics stay put) embed the batch, and only the classifier learns, with plain CE."""
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
+            embedding = self.model(images)
         self.model.train()
-        self.loader.batch_sampler.set_epoch(epoch)
-        autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.amp else nullcontext()
-        totals: dict[str, float] = {}
-        steps, images, start = 0, 0, time.perf_counter()
-        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.config.train.epochs}", disable=not self.progress)
-        for batch, labels, _, _ in bar:
-            batch, labels = batch.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
-            with autocast:
-                out = self.model(batch)
-            loss, parts = self.criterion(out["features"].float(), out["logits"].float(), labels)
-            if not torch.isfinite(loss):
-                raise ReidError(f"epoch {epoch + 1}: loss is {float(loss.detach())}; lower optim.lr or check the data")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            steps, images = steps + 1, images + len(labels)
-            for name, value in {"loss": float(loss.detach()), **parts}.items():
+        loss = self.warmup_loss(self.model.classifier(embedding.float()), labels)
+        self.warmup_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for param in self.model.classifier.parameters():  # the DDP wrapper is bypassed: average by hand
+            param.grad = all_reduce_mean(param.grad, self.dist)
+        self.warmup_optimizer.step()
+        self.global_step += 1
+        value = float(all_reduce_mean(loss.detach().double(), self.dist))
+        if not np.isfinite(value):
+            raise ReidError(f"step {self.global_step}: warm-up loss is {value}; lower optim.lr or check the data")
+        return value, {"warmup_ce": value}
+
+    def train_epoch(self, epoch: int, start_step: int = 0, totals: dict | None = None) -> dict:
+        """Train `epoch` (0-based) from batch `start_step`; returns its record (means over all its steps)."""
+        cfg = self.config.train
+        self.in_warmup = epoch < cfg.classifier_warmup_epochs
+        self.net.train()
+        batches = self.loader.batch_sampler
+        batches.set_epoch(epoch)
+        batches.set_start(start_step)
+        self.loader.generator.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch]).generate_state(1)[0]))
+        num_steps = len(self.sampler.batches())
+        totals, step, images, wait = dict(totals or {}), start_step, 0, 0.0
+        bar = tqdm(total=num_steps, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not self.progress)  # fmt: skip
+        start = time.perf_counter()
+        iterator = iter(self.loader)
+        while True:
+            tick = time.perf_counter()
+            try:
+                batch, labels, _, _ = next(iterator)
+            except StopIteration:
+                break
+            wait += time.perf_counter() - tick
+            loss, parts = self.train_step(batch, labels)
+            step, images = step + 1, images + len(labels) * self.dist.world_size
+            for name, value in {"loss": loss, **parts}.items():
                 totals[name] = totals.get(name, 0.0) + value
-            speed = images / (time.perf_counter() - start)
-            bar.set_postfix(
-                loss=f"{float(loss.detach()):.3f}",
-                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
-                img_s=f"{speed:.0f}",
-            )
-        record = {name: value / max(steps, 1) for name, value in totals.items()}
-        record.update(lr=self.optimizer.param_groups[0]["lr"], images_per_s=images / (time.perf_counter() - start))
-        self.scheduler.step()
+            lr = self.optimizer.param_groups[0]["lr"]
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", img_s=f"{images / (time.perf_counter() - start):.0f}")
+            if self.is_main and self.global_step % 10 == 0:
+                self.tb.scalars({"step/loss": loss, "step/lr": lr}, self.global_step)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < num_steps:
+                self._save(self.state(epoch, step, totals), "last.pt")
+        bar.close()
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        record = {name: value / max(step, 1) for name, value in totals.items()}
+        record.update(lr=self.optimizer.param_groups[0]["lr"], images_per_s=images / elapsed, data_wait=wait / elapsed)
+        with warnings.catch_warnings():  # in warm-up epochs the main optimizer legitimately takes no step
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            self.scheduler.step()
         return record
 
-    def evaluate(self, split: str = "test") -> dict:
-        query, gallery = (self.val_query, self.val_gallery) if split == "val" else (self.test_query, self.test_gallery)
-        result = evaluate_model(
-            self.model, query, gallery, self.pre, self.device,
-            batch_size=self.config.train.batch_size_test, workers=0, progress=self.progress,
-        )  # fmt: skip
-        self.model.train()
-        return result.as_dict()
+    def evaluate(self, split: str = "test", model: torch.nn.Module | None = None) -> dict | None:
+        """Rank-1/5/10, mAP, mINP on the val or test split, computed by rank 0 and shared with all."""
+        result = None
+        if self.is_main:
+            query, gallery = (
+                (self.val_query, self.val_gallery) if split == "val" else (self.test_query, self.test_gallery)
+            )
+            result = evaluate_model(
+                model or self.model, query, gallery, self.pre, self.device,
+                batch_size=self.config.train.batch_size_test, workers=0, progress=self.progress,
+            ).as_dict()  # fmt: skip
+        self.net.train()
+        return broadcast_object(result, self.dist)
 
-    def fit(self) -> dict:
-        """Train to the last epoch; return {"untrained": ..., "final": ...} test metrics."""
+    def _end_epoch(self, epoch: int, record: dict) -> None:
         cfg = self.config.train
-        if cfg.eval_before and self.start_epoch == 0 and "untrained" not in self.history:
-            self.history["untrained"] = self.evaluate("test")
-            self.log.info("untrained: %s", json.dumps(self.history["untrained"]))
-        metrics = {}
-        for epoch in range(self.start_epoch, cfg.epochs):
-            record = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-            last = epoch + 1 == cfg.epochs
-            if (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0) or last:
-                split = "val" if self.val_query else "test"
-                metrics = self.evaluate(split)
-                record[split] = metrics
-                if metrics["mAP"] > self.best_score:
-                    self.best_score = metrics["mAP"]
-                    save_checkpoint(self.state(epoch + 1, metrics), self.ckpt_dir / "best.pt")
+        done, last = epoch + 1, epoch + 1 == cfg.epochs
+        evaluated = bool(cfg.eval_every and done % cfg.eval_every == 0) or last
+        if evaluated:
+            split = "val" if self.val_query else "test"
+            self.last_metrics = record[split] = self.evaluate(split)
+            if self.ema is not None:
+                record[f"{split}_ema"] = self.evaluate(split, self.ema.module)
+            if split == "val" and self.last_metrics["mAP"] > self.best_score:  # never selected on query/gallery
+                self.best_score, self.best_epoch = self.last_metrics["mAP"], done
+                self._save(self.state(done), "best.pt")
+        if done in cfg.snapshot_epochs:
+            self._save(self.snapshot(done), f"epoch_{done:03d}.pt")
+        if self.is_main:
             self.log.info(json.dumps(record))
             with open(self.run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
-            save_checkpoint(self.state(epoch + 1, metrics), self.ckpt_dir / "last.pt")
-        if self.val_query:
-            self.history["final_val"] = metrics
-            self.history["final"] = self.evaluate("test")
-        else:
-            self.history["final"] = metrics
-        (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
-        return self.history
+            self.records.append(record)
+            self.tb.scalars(record, done, "epoch/")
+        self._save(self.state(done), "last.pt")
+        if self.is_main and cfg.plots and evaluated:
+            plot_curves(self.records, self.run_dir / "plots")
+
+    def fit(self) -> dict:
+        """Train to the last epoch; return {"untrained": ..., "final": ..., ...} test metrics (on every rank)."""
+        cfg = self.config.train
+        try:
+            fresh = self.start_epoch == 0 and self.start_step == 0
+            if cfg.eval_before and fresh and "untrained" not in self.history:
+                self.history["untrained"] = self.evaluate("test")
+                self.log.info("untrained: %s", json.dumps(self.history["untrained"]))
+            for epoch in range(self.start_epoch, cfg.epochs):
+                resumed = epoch == self.start_epoch
+                start_step, totals = (self.start_step, self.epoch_totals) if resumed else (0, {})
+                if start_step == 0 and epoch + 1 in self.config.optim.reload_best_at:
+                    self.reload_best(epoch)
+                record = {"epoch": epoch + 1, **self.train_epoch(epoch, start_step, totals)}
+                self._end_epoch(epoch, record)
+            self.history["best_epoch"] = self.best_epoch
+            if self.val_query:
+                self.history["final_val"] = self.last_metrics
+                self.history["final"] = self.evaluate("test")
+            else:
+                self.history["final"] = self.last_metrics
+            if self.ema is not None:
+                self.history["final_ema"] = self.evaluate("test", self.ema.module)
+                if self.is_main:
+                    save_checkpoint(
+                        {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt"
+                    )
+            if self.is_main:
+                (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
+                if cfg.plots:
+                    plot_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "plots")
+            barrier(self.dist)
+            return self.history
+        finally:
+            self.tb.close()
+            if self._owns_group:
+                cleanup_distributed()
+
+
+def _label_smoothing(loss_spec: dict) -> float:
+    """The smoothing the configured losses use (the warm-up CE follows it), 0.1 by default."""
+    for name, key in (("group", "label_smoothing"), ("ce", "epsilon")):
+        if key in (loss_spec.get(name) or {}):
+            return float(loss_spec[name][key])
+    return 0.1
