@@ -1,4 +1,4 @@
-"""The `reid` command line: train, test, rerank, extract, data."""
+"""The `reid` command line: train, test, rerank, extract, export, data."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from reid.errors import ReidError
 
 from .data import data
+from .export import export
 from .extract import extract
 from .rerank import rerank
 from .test import test
@@ -21,7 +22,7 @@ def cli() -> None:
     """Person re-identification with the Group Loss: train, evaluate, re-rank, extract features."""
 
 
-for command in (train, test, rerank, extract, data):
+for command in (train, test, rerank, extract, export, data):
     cli.add_command(command)
 
 

@@ -1,8 +1,11 @@
-"""`reid extract`: features of a folder of images or a benchmark split into an HDF5 file."""
+"""`reid extract`: features of a folder, a benchmark split (HDF5) or a MOT sequence (DeepSORT .npy)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -25,27 +28,64 @@ def folder_records(folder: Path) -> list[Record]:
     return records
 
 
+def test_time_options(params: dict):
+    """TestTimeOptions from the command's parameters: every option named like one of its fields.
+
+    New switches plug in by adding a click option with the field's name.
+    """
+    from reid.inference.features import TestTimeOptions
+
+    names = {f.name for f in fields(TestTimeOptions)}
+    return TestTimeOptions(**{k: v for k, v in params.items() if k in names and v is not None})
+
+
+def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[str]) -> str:
+    """What makes a feature file's rows what they are; equal fingerprints may resume each other."""
+    text = json.dumps({"weights": weights, "pre": pre, "options": options, "half": half}, sort_keys=True)
+    digest = hashlib.sha256(text.encode())
+    for path in paths:
+        digest.update(path.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 @click.command()
 @click.option("-m", "--model", "checkpoint", required=True, type=click.Path(), help="Checkpoint file or run folder.")
 @click.option("--images", type=click.Path(file_okay=False), help="A folder of images (searched recursively).")
 @click.option("--dataset", help="A benchmark name (with --split).")
 @click.option("--split", type=click.Choice(["train", "query", "gallery"]), default="query", show_default=True)
 @click.option("--data-root", help="Data root (default: the training config's data.root).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .h5 file.")
+@click.option("--mot", "mot", type=click.Path(file_okay=False), help="A MOTChallenge sequence folder -> DeepSORT .npy.")
+@click.option("--detections", type=click.Path(dir_okay=False), help="With --mot: detections (default SEQ/det/det.txt).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .h5 (or .npy with --mot).")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Flip test-time augmentation.")
-@click.option("--batch-size", default=128, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--chunk", default=2048, show_default=True, help="Rows written (and resumable) at a time.")
+@click.option("--half", is_flag=True, help="fp16 on CUDA.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @device_option
-def extract(checkpoint, images, dataset, split, data_root, out, flip, batch_size, device) -> None:
-    """Write L2-normalised features, pids, camids and paths to an HDF5 file (atomically)."""
-    from reid.data.datasets import build_dataset
-    from reid.inference.features import TestTimeOptions, extract_features
-    from reid.io.features import FeatureSet, write_features
-    from reid.models.loading import load_model
+def extract(checkpoint, images, dataset, split, data_root, mot, detections, out, batch_size, chunk, half, quiet, device,
+            **tta) -> None:
+    """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
 
-    if bool(images) == bool(dataset):
-        raise fail("give exactly one of --images DIR or --dataset NAME")
+    HDF5 files are written in chunks to OUT.partial and renamed when complete; a run that
+    is stopped leaves only the .partial file, and running the same command again resumes
+    it (another model, option or image list starts afresh).
+    """
+    from reid.inference.extractor import FeatureExtractor
+    from reid.models.loading import load_model, weights_fingerprint
+
+    if sum(bool(x) for x in (images, dataset, mot)) != 1:
+        raise fail("give exactly one of --images DIR, --dataset NAME or --mot SEQUENCE_DIR")
+    if detections and not mot:
+        raise fail("--detections goes with --mot")
+    if batch_size < 1 or chunk < 1:
+        raise fail("--batch-size and --chunk must be positive")
     dev = pick_device(device)
-    model, pre, config, state = load_model(checkpoint, dev)
+    options = test_time_options(tta)
+    model, pre, config, state = load_model(checkpoint, "cpu")
+    extractor = FeatureExtractor.from_model(model, pre, dev, batch_size=batch_size, half=half, options=options)
+    if mot:
+        return _extract_mot(extractor, mot, detections, out, quiet)
     if images:
         if not Path(images).is_dir():
             raise fail(f"--images {images}: folder not found")
@@ -53,19 +93,50 @@ def extract(checkpoint, images, dataset, split, data_root, out, flip, batch_size
         if not records:
             raise fail(f"--images {images}: no .jpg/.png/.bmp images found")
     else:
+        from reid.data.datasets import build_dataset
+
         records = build_dataset(dataset, data_root or config.data.root).split(split)
-    features = extract_features(
-        model, records, pre, dev, batch_size=batch_size, options=TestTimeOptions(flip=flip), desc=Path(out).name
-    )
     attrs = {
         "model": str(checkpoint),
         "backbone": config.model.backbone,
         "config_hash": config.hash(),
         "config": config.to_dict(),
-        "tta": "flip" if flip else "none",
+        "weights": weights_fingerprint(state),
+        "tta": options.describe(),
+        "test_time_options": options.to_dict(),
         "normalized": True,
         "preprocess": pre.to_dict(),
+        "half": extractor.half,
     }
-    fs = FeatureSet(features, [r.pid for r in records], [r.camid for r in records], [r.path for r in records], attrs)
-    write_features(out, fs)
-    click.echo(f"wrote {len(records)} x {features.shape[1]} features to {out}")
+    _extract_h5(extractor, records, attrs, out, chunk, quiet)
+
+
+def _extract_h5(extractor, records: list[Record], attrs: dict, out: str, chunk: int, quiet: bool) -> None:
+    from tqdm import tqdm
+
+    from reid.io.features import PartialFeatureWriter
+
+    paths = [r.path for r in records]
+    key = fingerprint(attrs["weights"], attrs["preprocess"], attrs["test_time_options"], attrs["half"], paths)
+    pids, camids = [r.pid for r in records], [r.camid for r in records]
+    with PartialFeatureWriter(out, pids, camids, paths, extractor.feature_dim, attrs, key) as writer:
+        if writer.resumed_from:
+            click.echo(f"resuming {writer.partial} at {writer.resumed_from} of {len(paths)} images")
+        with tqdm(total=len(paths), initial=writer.rows_done, desc=Path(out).name, unit="img", disable=quiet) as bar:
+            while writer.rows_done < len(paths):
+                batch = paths[writer.rows_done : writer.rows_done + chunk]
+                writer.write(extractor(batch))
+                bar.update(len(batch))
+        writer.finish()
+    click.echo(f"wrote {len(paths)} x {extractor.feature_dim} features to {out}")
+
+
+def _extract_mot(extractor, mot: str, detections: str | None, out: str, quiet: bool) -> None:
+    from reid.io.mot import deepsort_detections, save_npy_atomic
+
+    if not out.endswith(".npy"):
+        raise fail(f"--out {out}: a DeepSORT detection file ends in .npy")
+    array = deepsort_detections(extractor, mot, detections, progress=not quiet)
+    save_npy_atomic(array, out)
+    frames = len(set(array[:, 0].astype(int).tolist()))
+    click.echo(f"wrote {array.shape[0]} detections x {array.shape[1]} columns ({frames} frames) to {out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -22,3 +23,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Re
     model.load_state_dict(state["model"])
     pre = Preprocess.from_dict(state["preprocess"])
     return model.to(device).eval(), pre, config, state
+
+
+def weights_fingerprint(state: dict) -> str:
+    """A short hash of a checkpoint's model weights: names a model by its content, not its path.
+
+    Used to recognise that a half-written feature file came from the same model before
+    resuming it (a retrained checkpoint at the same path gets a different fingerprint).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state["model"]):
+        tensor = state["model"][name]
+        digest.update(name.encode())
+        if isinstance(tensor, torch.Tensor):
+            digest.update(str(tensor.dtype).encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,208 @@
+"""`FeatureExtractor`: embed person crops or detections in a frame, for trackers and scripts.
+
+    extractor = FeatureExtractor("runs/market/checkpoints/best.pt")
+    feats = extractor([crop1, crop2])                   # BGR uint8 arrays of any size -> (2, D)
+    feats = extractor.from_frame(frame, boxes_xyxy)     # crop the boxes of an OpenCV frame -> (N, D)
+
+The preprocessing is the checkpoint's own `Preprocess` (size, mean/std, channel order),
+so a caller cannot feed the network differently from how it was trained and tested.
+Each image is resized by OpenCV straight into a preallocated uint8 batch (N, H, W, 3);
+the batch becomes a channels-last float tensor normalised in one fused multiply-add.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from reid.data.image_io import read_image, to_bgr
+from reid.data.transforms import Preprocess
+from reid.errors import DataError
+
+from .features import TestTimeOptions, embed_batch
+
+ImageLike = np.ndarray | str | Path
+COLORS = ("bgr", "rgb")
+
+
+def _as_bgr(image: ImageLike, color: str, index: int) -> np.ndarray:
+    """One input (path or uint8 array in `color` order) as a BGR uint8 (H, W, 3) array."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if not isinstance(image, np.ndarray):
+        raise DataError(f"image {index}: expected a uint8 array or a file path, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise DataError(f"image {index}: expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DataError(f"image {index}: empty image {image.shape}")
+    if image.ndim == 3 and image.shape[2] == 3 and color == "bgr":
+        return image
+    if color == "rgb" and image.ndim == 3 and image.shape[2] in (3, 4):
+        image = image[:, :, [2, 1, 0] + ([3] if image.shape[2] == 4 else [])]
+    return to_bgr(np.ascontiguousarray(image))
+
+
+def resize_into(images: Sequence[np.ndarray], pre: Preprocess, out: np.ndarray) -> np.ndarray:
+    """Resize BGR uint8 images into `out[:n]` (n, H, W, 3) uint8, in the model's channel order.
+
+    Bilinear (cv2.INTER_LINEAR), as `reid.data.transforms.to_tensor`; returns `out[:n]`.
+    """
+    n = len(images)
+    for i, image in enumerate(images):
+        if image.shape[:2] == (pre.height, pre.width):
+            out[i] = image
+        else:
+            if image.strides[1] != 3 or image.strides[2] != 1:  # OpenCV needs contiguous pixels
+                image = np.ascontiguousarray(image)
+            cv2.resize(image, (pre.width, pre.height), dst=out[i], interpolation=cv2.INTER_LINEAR)
+    if pre.color == "rgb":
+        out[:n] = out[:n, :, :, ::-1]
+    return out[:n]
+
+
+def clip_boxes(boxes_xyxy: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Integer pixel boxes (N, 4) [x0, y0, x1, y1) inside a (height, width) frame.
+
+    x0/y0 are floored and x1/y1 ceiled (the crop covers the whole box), then clipped to the
+    frame. A box that is empty after clipping (outside the frame or zero-sized) becomes the
+    1x1 pixel of the frame nearest to it, so every box gets a feature and rows stay aligned.
+    """
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    if not np.isfinite(boxes).all():
+        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
+        raise DataError(f"box {bad}: coordinates must be finite numbers, got {boxes[bad].tolist()}")
+    x0 = np.clip(np.floor(boxes[:, 0]), 0, width - 1)
+    y0 = np.clip(np.floor(boxes[:, 1]), 0, height - 1)
+    x1 = np.clip(np.ceil(boxes[:, 2]), 0, width)
+    y1 = np.clip(np.ceil(boxes[:, 3]), 0, height)
+    x1 = np.maximum(x1, x0 + 1)  # empty after clipping: one pixel
+    y1 = np.maximum(y1, y0 + 1)
+    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
+
+
+def crop_boxes(frame: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
+    """Views of `frame` (H, W, C) for each box (N, 4) in x0, y0, x1, y1 pixels (see clip_boxes)."""
+    if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise DataError(f"frame: expected an (H, W, 3) image, got shape {frame.shape}")
+    clipped = clip_boxes(boxes_xyxy, frame.shape[0], frame.shape[1])
+    return [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in clipped.tolist()]
+
+
+class FeatureExtractor:
+    """Embed images with a trained re-ID model: float32 (N, D) L2-normalised features.
+
+    checkpoint: a checkpoint file or run folder (`reid train` output).
+    device: "cpu", "cuda", "cuda:1"... (default: CUDA when available, else CPU).
+    batch_size: images per forward pass. half: fp16 weights and inputs (CUDA only;
+    ignored with a warning on the CPU). options: test-time switches (flip, ...), as `reid test`.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str | torch.device | None = None,
+        batch_size: int = 32,
+        half: bool = False,
+        options: TestTimeOptions = TestTimeOptions(),
+        channels_last: bool = True,
+    ) -> None:
+        from reid.models.loading import load_model
+
+        model, pre, _, _ = load_model(checkpoint, "cpu")
+        self._setup(model, pre, device, batch_size, half, options, channels_last)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        pre: Preprocess,
+        device: str | torch.device | None = None,
+        batch_size: int = 32,
+        half: bool = False,
+        options: TestTimeOptions = TestTimeOptions(),
+        channels_last: bool = True,
+    ) -> FeatureExtractor:
+        """An extractor around a model already in memory (eval-mode forward -> (B, D))."""
+        self = cls.__new__(cls)
+        self._setup(model, pre, device, batch_size, half, options, channels_last)
+        return self
+
+    def _setup(self, model, pre, device, batch_size, half, options, channels_last) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.device = torch.device(device) if device is not None else _default_device()
+        if half and self.device.type != "cuda":
+            warnings.warn("FeatureExtractor: half=True needs CUDA; running in float32 on the CPU", stacklevel=3)
+            half = False
+        self.pre, self.batch_size, self.half, self.options = pre, int(batch_size), bool(half), options
+        self.dtype = torch.float16 if half else torch.float32
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+        std = torch.tensor(pre.std, dtype=torch.float32)
+        # (x / 255 - mean) / std == x * scale + shift, per channel
+        self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(self.device)
+        self._shift = (-torch.tensor(pre.mean) / std).view(1, 3, 1, 1).to(self.device)
+        self._buffer = np.empty((self.batch_size, pre.height, pre.width, 3), np.uint8)
+        self.feature_dim = int(getattr(model, "feature_dim", 0)) or self._probe_dim()
+
+    def _probe_dim(self) -> int:
+        return int(self._embed(np.zeros((1, self.pre.height, self.pre.width, 3), np.uint8)).shape[1])
+
+    @torch.inference_mode()
+    def _embed(self, batch_hwc: np.ndarray) -> torch.Tensor:
+        """uint8 (n, H, W, 3) in model channel order -> float32 (n, D) on the CPU."""
+        x = torch.from_numpy(batch_hwc).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        x = x.float().mul_(self._scale).add_(self._shift)  # NHWC storage: already channels-last
+        x = x.to(dtype=self.dtype, memory_format=self.memory_format)
+        return embed_batch(self.model, x, self.options).float().cpu()
+
+    def __call__(self, images: Sequence[ImageLike], color: str = "bgr") -> np.ndarray:
+        """Features (N, D) float32, L2-normalised, of uint8 arrays (any size) or image files.
+
+        Arrays are BGR unless `color="rgb"`; grayscale (H, W) and 4-channel arrays are accepted.
+        Files are decoded with OpenCV. An empty list gives a (0, D) array.
+        """
+        if color not in COLORS:
+            raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        if isinstance(images, (np.ndarray, str, Path)) and not (isinstance(images, np.ndarray) and images.ndim == 4):
+            images = [images]  # one image
+        out = np.empty((len(images), self.feature_dim), np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = [_as_bgr(im, color, start + i) for i, im in enumerate(images[start : start + self.batch_size])]
+            batch = resize_into(chunk, self.pre, self._buffer)
+            out[start : start + len(chunk)] = self._embed(batch).numpy()
+        return out
+
+    def from_frame(self, frame: np.ndarray, boxes_xyxy: np.ndarray, color: str = "bgr") -> np.ndarray:
+        """Features (N, D) of the boxes (N, 4) x0, y0, x1, y1 (pixels) in one frame (H, W, 3).
+
+        Boxes are clipped to the frame; a box left empty by clipping uses the nearest 1x1
+        pixel (see `clip_boxes`). No boxes: a (0, D) array.
+        """
+        return self(crop_boxes(frame, boxes_xyxy), color=color)
+
+    def __repr__(self) -> str:
+        pre = self.pre
+        return (
+            f"FeatureExtractor({pre.height}x{pre.width} {pre.color}, dim={self.feature_dim}, device={self.device}, "
+            f"batch_size={self.batch_size}, half={self.half}, options={self.options.describe()})"
+        )
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def boxes_from_tlwh(tlwh: np.ndarray) -> np.ndarray:
+    """MOT (x, y, w, h) boxes (N, 4) -> (x0, y0, x1, y1)."""
+    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
+
+
+__all__ = ["FeatureExtractor", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]

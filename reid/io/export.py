@@ -1,0 +1,166 @@
+"""Export a trained model to ONNX or TorchScript for deployment in trackers.
+
+The exported graph takes a batch (N, 3, H, W) float32 with a dynamic N and the fixed
+input size of the checkpoint's Preprocess, and returns L2-normalised features (N, D).
+Its input is either
+  - normalised (default): RGB (or the model's channel order), (x / 255 - mean) / std, or
+  - raw (`normalize_inside=True`): RGB floats in 0..255; the graph normalises.
+Everything a caller needs to feed it is recorded with the file: ONNX `metadata_props`
+(one key per field, values JSON) or the TorchScript extra file `reid.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reid.data.transforms import Preprocess
+from reid.errors import ReidError
+
+INPUT_NAME, OUTPUT_NAME = "images", "features"
+TORCHSCRIPT_METADATA = "reid.json"
+
+
+class InferenceGraph(nn.Module):
+    """model + optional input normalisation + optional flip averaging + L2 normalisation."""
+
+    def __init__(self, model: nn.Module, pre: Preprocess, normalize_inside: bool = False, flip: bool = False) -> None:
+        super().__init__()
+        self.model, self.normalize_inside, self.flip = model.eval(), normalize_inside, flip
+        self.swap_channels = normalize_inside and pre.color == "bgr"  # raw input is always RGB
+        std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.register_buffer("scale", 1.0 / (255.0 * std))
+        self.register_buffer("shift", -torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1) / std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        if self.normalize_inside:
+            if self.swap_channels:
+                x = x.flip(1)
+            x = x * self.scale + self.shift
+        features = self.model(x)
+        if self.flip:
+            features = features + self.model(x.flip(3))
+        return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def export_metadata(pre: Preprocess, graph: InferenceGraph, feature_dim: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """What a consumer of the exported file needs to know to feed it."""
+    return {
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "input_layout": "NCHW",
+        "input_height": pre.height,
+        "input_width": pre.width,
+        "color_order": "rgb" if graph.normalize_inside else pre.color,
+        "normalize_inside": graph.normalize_inside,
+        "input_range": "0-255" if graph.normalize_inside else "normalized: (x / 255 - mean) / std",
+        "mean": list(pre.mean),
+        "std": list(pre.std),
+        "feature_dim": feature_dim,
+        "l2_normalized": True,
+        "flip": graph.flip,
+        **extra,
+    }
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_onnx(
+    graph: InferenceGraph, example: torch.Tensor, path: str | Path, metadata: dict, opset: int = 17
+) -> Path:
+    """ONNX file with a dynamic batch axis and `metadata` in metadata_props (values JSON)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ReidError("ONNX export needs the onnx package (pip install 'reid[export]')") from None
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
+            torch.onnx.export(
+                graph,
+                (example,),
+                tmp,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,  # the torch.export-based exporter needs onnxscript
+            )
+        proto = onnx.load(tmp)
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+
+    return _atomic(Path(path), write)
+
+
+def export_torchscript(graph: InferenceGraph, example: torch.Tensor, path: str | Path, metadata: dict) -> Path:
+    """A traced TorchScript file; `metadata` as the extra file reid.json."""
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notices
+            traced = torch.jit.trace(graph, example)
+            torch.jit.save(traced, tmp, _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata)})
+
+    return _atomic(Path(path), write)
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    import onnx
+
+    return {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+
+
+def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """The TorchScript module and its metadata."""
+    extra = {TORCHSCRIPT_METADATA: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return module, json.loads(extra[TORCHSCRIPT_METADATA])
+
+
+def example_input(pre: Preprocess, normalize_inside: bool, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A random input batch in the exported graph's input convention."""
+    generator = torch.Generator().manual_seed(seed)
+    raw = torch.randint(0, 256, (batch, 3, pre.height, pre.width), generator=generator).float()
+    if normalize_inside:
+        return raw
+    mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
+    return (raw / 255 - mean) / std
+
+
+def onnx_max_abs_difference(path: str | Path, graph: InferenceGraph, inputs: torch.Tensor) -> float:
+    """max |onnxruntime(inputs) - PyTorch(inputs)| over all features (the parity check)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (ours,) = session.run(None, {INPUT_NAME: inputs.numpy()})
+    with torch.no_grad():
+        reference = graph(inputs).numpy()
+    return float(np.abs(ours - reference).max())
