@@ -30,6 +30,7 @@ def tiny_config_overrides(root: Path, out: Path) -> list[str]:
         "data.workers=0",
         "model.backbone=timm:resnet10t",
         "train.epochs=2",
+        "train.snapshot_epochs=[]",
         "train.device=cpu",
         f"train.output_dir={out}",
         "train.batch_size_test=64",

@@ -12,8 +12,6 @@ Everything a caller needs to feed it is recorded with the file: ONNX `metadata_p
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from torch import nn
 
 from reid.data.transforms import Preprocess
 from reid.errors import ReidError
+from reid.io.atomic import atomic_path
 
 INPUT_NAME, OUTPUT_NAME = "images", "features"
 TORCHSCRIPT_METADATA = "reid.json"
@@ -74,15 +73,8 @@ def export_metadata(pre: Preprocess, graph: InferenceGraph, feature_dim: int, ex
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

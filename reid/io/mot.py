@@ -12,8 +12,6 @@ by frame and in file order within a frame.
 from __future__ import annotations
 
 import configparser
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from tqdm import tqdm
 
 from reid.data.image_io import read_image
 from reid.errors import DataError
+from reid.io.atomic import atomic_path
 
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "x3d", "y3d", "z3d")
 
@@ -176,13 +175,6 @@ def deepsort_detections(
 def save_npy_atomic(array: np.ndarray, path: str | Path) -> Path:
     """np.save to a temp file beside `path`, then rename: no half-written .npy under `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
     return path
