@@ -53,7 +53,14 @@ def main() -> None:
         for seed in args.seeds:
             config = load_config(
                 args.config,
-                [f"data.root={root}", f"train.epochs={args.epochs}", f"train.seed={seed}", "train.eval_before=false"],
+                [
+                    f"data.root={root}",
+                    f"train.epochs={args.epochs}",
+                    f"train.seed={seed}",
+                    "train.eval_before=false",
+                    "train.eval_every=0",
+                    "train.snapshot_epochs=[]",
+                ],
             )
             config.loss = json.loads(json.dumps(RECIPES[recipe]))
             run_dir = Path(args.out) / f"{recipe.replace(' ', '').replace('+', '_')}-seed{seed}"
