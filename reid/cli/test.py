@@ -50,7 +50,7 @@ def _pick(cli_value, config_value):
 def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str, ablation: bool, seed: int, **opts):
     """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol."""
     from reid.data.datasets import build_dataset
-    from reid.engine.evaluate import FeatureBank, evaluate_features
+    from reid.engine.evaluate import FeatureBank, score_features
     from reid.errors import ReidError
     from reid.models.loading import load_model
 
@@ -70,7 +70,7 @@ def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str,
     models = model_sets[mode if ensemble else "single"]
     try:
         q, g, extract_s = bank.features(models, options, "concat" if mode == "concat" else "features")
-        result, distmat, post_s = evaluate_features(q, g, data.query, data.gallery, options.metric, post)
+        result, distmat, post_s = score_features(q, g, data.query, data.gallery, options.metric, post)
     except ModuleNotFoundError as exc:
         raise ReidError(f"--qe/--rerank: {exc.name} is not available in this installation") from None
     metrics = result.as_dict()

@@ -154,7 +154,7 @@ class FeatureBank:
         return q, g, seconds + time.perf_counter() - start
 
 
-def evaluate_features(
+def score_features(
     q: np.ndarray,
     g: np.ndarray,
     query: Sequence[Record],

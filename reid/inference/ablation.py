@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from reid.data.datasets.base import Record
-from reid.engine.evaluate import FeatureBank, PostProcess, evaluate_features
+from reid.engine.evaluate import FeatureBank, PostProcess, score_features
 
 from .features import TestTimeOptions
 
@@ -134,7 +134,7 @@ def run_ablation(
         models = model_sets[setting.models]
         mode = setting.models if setting.models in ("features", "concat") else "features"
         q, g, extract_s = bank.features(models, setting.options, mode)
-        result, _, post_s = evaluate_features(q, g, query, gallery, setting.options.metric, setting.post)
+        result, _, post_s = score_features(q, g, query, gallery, setting.options.metric, setting.post)
         describe = {"options": setting.options.to_dict(), "post": setting.post.to_dict(), "models": setting.models}
         rows.append(AblationRow(setting.name, result.as_dict(), extract_s, post_s, describe))
         if log:
