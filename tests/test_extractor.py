@@ -161,10 +161,16 @@ def test_bad_inputs_are_one_line_errors(extractor):
         extractor([np.zeros((8, 8, 3), np.uint8)], color="hsv")
 
 
-def test_half_on_the_cpu_falls_back_to_float32_with_a_warning(checkpoint):
-    with pytest.warns(UserWarning, match="half=True needs CUDA"):
-        extractor = FeatureExtractor(checkpoint, device="cpu", half=True)
-    assert extractor.dtype == torch.float32
+def test_half_on_the_cpu_is_bfloat16_autocast_close_to_float32(checkpoint):
+    crops = [np.random.default_rng(i).integers(0, 256, (60 + 7 * i, 30 + 3 * i, 3), dtype=np.uint8) for i in range(5)]
+    exact = FeatureExtractor(checkpoint, device="cpu")(crops)
+    extractor = FeatureExtractor(checkpoint, device="cpu", half=True)
+    assert extractor.dtype == torch.float32 and extractor.cpu_autocast
+    fast = extractor(crops)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, rtol=1e-5)
+    assert (fast * exact).sum(1).min() > 0.999  # same direction, bf16 rounding only
+    assert np.abs(fast - exact).max() > 0  # it did run in reduced precision
 
 
 def test_import_reid_stays_light_and_exports_the_extractor():

@@ -9,6 +9,7 @@
          comparison fair on a shared machine.
   ours   reid.FeatureExtractor: OpenCV decode, resize into a preallocated batch,
          channels-last, torch.inference_mode (fp16 on CUDA).
+  bf16   the same with half=True on the CPU: bfloat16 autocast, float32 weights.
   onnx   onnxruntime on the file `reid export --normalize-inside` writes, fed with
          the same OpenCV batch (CPU provider, or CUDA when installed and available).
 
@@ -162,6 +163,8 @@ def main() -> None:
         for bs in args.batch_sizes:
             methods = {"naive": naive, "ours": FeatureExtractor.from_model(ours_model, pre, device, batch_size=bs,
                                                                             half=half)}
+            if device.type == "cpu":  # half=True on the CPU: bfloat16 autocast, float32 weights
+                methods["ours_bf16"] = FeatureExtractor.from_model(ours_model, pre, device, batch_size=bs, half=True)
             if not args.no_onnx:
                 methods["onnx"] = Onnx(onnx_path, pre, bs, args.threads, device.type == "cuda")
             speeds, feats = interleaved(methods, paths, max(bs, 32), args.repeats)
@@ -192,13 +195,18 @@ def main() -> None:
 
 def print_row(row: dict, header: bool) -> None:
     if header:
-        print(f"{'batch':>5} {'naive img/s':>11} {'ours img/s':>10} {'onnx img/s':>10} {'ours/naive':>10} "
-              f"{'onnx/naive':>10}")
-    naive, onnx = row["naive"], row.get("onnx")
-    onnx_speed = f"{onnx:.1f}" if onnx else "-"
-    onnx_ratio = f"{onnx / naive:.2f}x" if onnx else "-"
-    print(f"{row['batch_size']:>5} {naive:>11.1f} {row['ours']:>10.1f} {onnx_speed:>10} "
-          f"{row['ours'] / naive:>9.2f}x {onnx_ratio:>10}", flush=True)
+        print(f"{'batch':>5} {'naive img/s':>11} {'ours img/s':>10} {'bf16 img/s':>10} {'onnx img/s':>10} "
+              f"{'ours/naive':>10} {'bf16/naive':>10} {'onnx/naive':>10}")
+    naive = row["naive"]
+
+    def speed(key: str) -> str:
+        return f"{row[key]:.1f}" if row.get(key) else "-"
+
+    def ratio(key: str) -> str:
+        return f"{row[key] / naive:.2f}x" if row.get(key) else "-"
+
+    print(f"{row['batch_size']:>5} {naive:>11.1f} {speed('ours'):>10} {speed('ours_bf16'):>10} {speed('onnx'):>10} "
+          f"{ratio('ours'):>10} {ratio('ours_bf16'):>10} {ratio('onnx'):>10}", flush=True)
 
 
 if __name__ == "__main__":

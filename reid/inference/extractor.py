@@ -12,7 +12,6 @@ the batch becomes a channels-last float tensor normalised in one fused multiply-
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,8 +98,10 @@ class FeatureExtractor:
 
     checkpoint: a checkpoint file or run folder (`reid train` output).
     device: "cpu", "cuda", "cuda:1"... (default: CUDA when available, else CPU).
-    batch_size: images per forward pass. half: fp16 weights and inputs (CUDA only;
-    ignored with a warning on the CPU). options: test-time switches (flip, ...), as `reid test`.
+    batch_size: images per forward pass. half: fp16 weights and inputs on CUDA; on the CPU,
+    bfloat16 autocast with float32 weights (about 2x faster for a ResNet-50 on a CPU with bf16
+    support; normalised features within ~1e-3 of float32). options: test-time switches
+    (flip, ...), as `reid test`.
     """
 
     def __init__(
@@ -137,11 +138,10 @@ class FeatureExtractor:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = torch.device(device) if device is not None else _default_device()
-        if half and self.device.type != "cuda":
-            warnings.warn("FeatureExtractor: half=True needs CUDA; running in float32 on the CPU", stacklevel=3)
-            half = False
         self.pre, self.batch_size, self.half, self.options = pre, int(batch_size), bool(half), options
-        self.dtype = torch.float16 if half else torch.float32
+        on_cuda = self.device.type == "cuda"
+        self.dtype = torch.float16 if half and on_cuda else torch.float32
+        self.cpu_autocast = bool(half) and not on_cuda  # bf16 matmuls/convolutions, fp32 weights
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         std = torch.tensor(pre.std, dtype=torch.float32)
@@ -160,7 +160,8 @@ class FeatureExtractor:
         x = torch.from_numpy(batch_hwc).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         x = x.float().mul_(self._scale).add_(self._shift)  # NHWC storage: already channels-last
         x = x.to(dtype=self.dtype, memory_format=self.memory_format)
-        return embed_batch(self.model, x, self.options).float().cpu()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_autocast):
+            return embed_batch(self.model, x, self.options).float().cpu()
 
     def __call__(self, images: Sequence[ImageLike], color: str = "bgr") -> np.ndarray:
         """Features (N, D) float32, L2-normalised, of uint8 arrays (any size) or image files.
