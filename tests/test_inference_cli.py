@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from reid.cli import cli
 from reid.data.datasets import build_dataset
 from reid.engine.checkpoint import load_checkpoint, save_checkpoint
-from reid.engine.evaluate import evaluate_features, evaluate_model
+from reid.engine.evaluate import evaluate_model, score_features
 from reid.inference.features import TestTimeOptions, extract_features
 from reid.models.loading import load_model
 
@@ -119,7 +119,7 @@ def test_feature_ensembles_equal_a_manual_combination(run_with_snapshots, tiny_r
         q, g = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
     else:
         q, g = np.hstack(qs) / np.sqrt(2), np.hstack(gs) / np.sqrt(2)
-    expected, _, _ = evaluate_features(q, g, data.query, data.gallery)
+    expected, _, _ = score_features(q, g, data.query, data.gallery)
     same_metrics(saved_metrics(tmp_path), expected.as_dict())
 
 
