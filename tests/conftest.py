@@ -19,6 +19,21 @@ def tiny_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tiny_root, tmp_path_factory) -> tuple[Path, str]:
+    """One tiny 2-epoch run through `reid train`, shared by the CLI tests: (run folder, output)."""
+    from click.testing import CliRunner
+
+    from reid.cli import cli
+
+    out = tmp_path_factory.mktemp("runs")
+    run_dir = out / "tiny"
+    args = ["train", "-c", "configs/demo.yaml", "--quiet", "--output", str(run_dir)]
+    result = CliRunner().invoke(cli, args + tiny_config_overrides(tiny_root, out))
+    assert result.exit_code == 0, result.output
+    return run_dir, result.output
+
+
 def tiny_config_overrides(root: Path, out: Path) -> list[str]:
     """Overrides that make a training run take a couple of seconds on the CPU."""
     return [

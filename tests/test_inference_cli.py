@@ -1,6 +1,7 @@
 """`reid test` with the Group Loss++ strategies, temporal ensembles and --ablation, end to end."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -14,17 +15,12 @@ from reid.engine.evaluate import evaluate_model, score_features
 from reid.inference.features import TestTimeOptions, extract_features
 from reid.models.loading import load_model
 
-from .conftest import tiny_config_overrides
-
 
 @pytest.fixture(scope="module")
-def run_with_snapshots(tiny_root, tmp_path_factory):
-    """A tiny trained run plus two snapshots: last.pt with seeded noise on every float tensor."""
-    out = tmp_path_factory.mktemp("runs")
-    run_dir = out / "tiny"
-    args = ["train", "-c", "configs/demo.yaml", "--quiet", "--output", str(run_dir)]
-    result = CliRunner().invoke(cli, args + tiny_config_overrides(tiny_root, out))
-    assert result.exit_code == 0, result.output
+def run_with_snapshots(tiny_run, tmp_path_factory):
+    """A copy of the shared tiny run plus two snapshots: last.pt with seeded noise on every float tensor."""
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    shutil.copytree(tiny_run[0], run_dir)
     folder = run_dir / "checkpoints"
     state = load_checkpoint(folder / "last.pt")
     g = torch.Generator().manual_seed(0)

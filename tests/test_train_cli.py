@@ -15,13 +15,8 @@ from .conftest import tiny_config_overrides
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    run_dir = out / "tiny"
-    args = ["train", "-c", "configs/demo.yaml", "--quiet", "--output", str(run_dir)]
-    result = CliRunner().invoke(cli, args + tiny_config_overrides(tiny_root, out))
-    assert result.exit_code == 0, result.output
-    return run_dir, result.output
+def trained_run(tiny_run):
+    return tiny_run
 
 
 def test_train_writes_the_run_folder_and_prints_untrained_vs_trained(trained_run):
