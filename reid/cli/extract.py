@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from reid.data.datasets.base import Record
+from reid.data.datasets.market1501 import parse_name
 
 from .common import device_option, fail, pick_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-_MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 
 
 def folder_records(folder: Path) -> list[Record]:
     """Every image under `folder`; pid/camid parsed from Market-style names, else -1."""
     records = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        match = _MARKET_NAME.match(path.name)
-        pid, cam = (int(match.group(1)), int(match.group(2)) - 1) if match else (-1, -1)
+        parsed = parse_name(path.name)
+        pid, cam = (parsed[0], parsed[1] - 1) if parsed else (-1, -1)
         records.append(Record(str(path), pid, cam))
     return records
 
