@@ -27,6 +27,9 @@ class DataConfig:
     pad: int = 10
     random_erasing: float = 0.5
     val_identities: int = 0  # carved from the training identities for model selection
+    # input normalisation; None: what the backbone's ImageNet weights expect (timm's pretrained config)
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
 
 @dataclass

@@ -18,10 +18,11 @@ from tqdm import tqdm
 from reid.config import Config, save_config
 from reid.data.datasets import build_dataset
 from reid.data.loaders import train_loader
-from reid.data.transforms import Preprocess, TrainTransform
+from reid.data.transforms import TrainTransform
 from reid.errors import ConfigError, ReidError
 from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
+from reid.models.pretrained import preprocess_for
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import (
@@ -108,7 +109,7 @@ class Trainer:
         check_options(config, bool(self.val_query))
         self.test_query, self.test_gallery = dataset.query, dataset.gallery
         self.num_classes = len({r.pid for r in train})
-        self.pre = Preprocess(height=data.height, width=data.width)
+        self.pre = preprocess_for(config)  # the backbone's own mean/std unless data.mean/std say otherwise
         transform = TrainTransform(self.pre, flip=data.flip, pad=data.pad, erasing=data.random_erasing)
         try:
             self.loader = train_loader(
@@ -122,6 +123,9 @@ class Trainer:
         self.amp_dtype = amp_dtype(cfg.amp, self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.model = build_model(config.model, self.num_classes).to(self.device)
+        if self.is_main and self.model.backbone.pretrained_note:
+            self.log.info("%s", self.model.backbone.pretrained_note)
+            tqdm.write(self.model.backbone.pretrained_note)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = build_loss(config.loss, self.num_classes).to(self.device)
