@@ -1,4 +1,4 @@
-"""The `reid` command line: train, test, rerank, extract, export, data."""
+"""The `reid` command line: train, test, rerank, extract, export, data, tune."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .extract import extract
 from .rerank import rerank
 from .test import test
 from .train import train
+from .tune import tune
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +23,7 @@ def cli() -> None:
     """Person re-identification with the Group Loss: train, evaluate, re-rank, extract features."""
 
 
-for command in (train, test, rerank, extract, export, data):
+for command in (train, test, rerank, extract, export, data, tune):
     cli.add_command(command)
 
 
