@@ -106,5 +106,8 @@ def test_killed_tune_resumes_and_numbers_continue(tiny_root, tmp_path):
     assert len(finished) == 2 and finished[0] == 0 and finished[1] >= 1  # the count went on from the first trial
     assert all(state != "RUNNING" for _, state in after)  # a trial the kill interrupted is marked failed
     assert "2 finished trials in the study" in done.stdout
+    with sqlite3.connect(out / "study.db") as con:  # the resumed process drew a new value, not trial 0's again
+        values = [v for (v,) in con.execute("SELECT param_value FROM trial_params ORDER BY trial_id")]
+    assert len(set(values)) == len(values)
     assert (out / "best.yaml").is_file() and (out / "trials.md").is_file() and (out / "plots/history.png").is_file()
     assert (out / "trials" / "trial_0000" / "config.yaml").is_file()

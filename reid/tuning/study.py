@@ -143,7 +143,10 @@ def _worker(args: dict, total: int, worker: int) -> None:
     import torch
 
     torch.set_num_threads(args["threads"])
-    study, _ = open_study(Path(args["out_dir"]), args["storage"], args["study_name"], args["seed"] + worker)
+    study, _ = open_study(Path(args["out_dir"]), args["storage"], args["study_name"], args["seed"])
+    # a fresh seed per process and per resume: the same seed would redraw the trials already in the study
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = _optuna().samplers.TPESampler(seed=args["seed"] + 7919 * worker + existing, n_startup_trials=4)
 
     def stop_when_done(study: Any, _trial: Any) -> None:
         if finished_trials(study) >= total:
