@@ -84,7 +84,8 @@ def cpu_isa() -> str:
         f"ONEDNN_MAX_CPU_ISA={limit}"  # fmt: skip
 
 
-def _compare(ref: list[torch.Tensor], runs: list[list[torch.Tensor]]) -> tuple[bool, float, bool]:
+def compare_runs(ref: list[torch.Tensor], runs: list[list[torch.Tensor]]) -> tuple[bool, float, bool]:
+    """(all finite, largest L2 relative difference to `ref`, all runs bit-identical)."""
     finite = all(bool(torch.isfinite(t).all()) for run in runs for t in run)
     rel = 0.0
     for run in runs:
@@ -105,20 +106,23 @@ def _run(fn, inputs: list[torch.Tensor], bf16: bool) -> list[torch.Tensor]:
     return [out.detach().float()] + [leaf.grad.detach().clone() for leaf in leaves]
 
 
-def check_op(op: str, shape: str, fn, inputs: list[torch.Tensor]) -> OpResult:
+def check_op(op: str, shape: str, fn, inputs: list[torch.Tensor], repeats: int = REPEATS) -> OpResult:
+    """`fn(*inputs)` forward and backward, float32 once and bf16 autocast `repeats` times."""
     ref = _run(fn, inputs, bf16=False)
-    runs = [_run(fn, inputs, bf16=True) for _ in range(REPEATS)]
-    return OpResult(op, shape, *_compare(ref, runs))
+    runs = [_run(fn, inputs, bf16=True) for _ in range(repeats)]
+    return OpResult(op, shape, *compare_runs(ref, runs))
 
 
-def check_isolation(op: str, shape: str, fn, x: torch.Tensor, *params: torch.Tensor) -> OpResult:
+def check_isolation(
+    op: str, shape: str, fn, x: torch.Tensor, *params: torch.Tensor, repeats: int = REPEATS
+) -> OpResult:
     """Sample 0 is finite, every other sample NaN: sample 0's output must stay finite and right."""
     x = x.clone()
     ref = fn(x[:1], *params)
     x[1:] = float("nan")
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        runs = [[fn(x, *params)[:1].float()] for _ in range(REPEATS)]
-    return OpResult(op, shape, *_compare([ref.detach()], runs))
+        runs = [[fn(x, *params)[:1].float()] for _ in range(repeats)]
+    return OpResult(op, shape, *compare_runs([ref.detach()], runs))
 
 
 def run_self_check() -> list[OpResult]:
@@ -192,4 +196,7 @@ def cpu_bf16_allowed(where: str) -> bool:
     return False
 
 
-__all__ = ["Bf16FallbackWarning", "cpu_bf16_allowed", "cpu_bf16_problem", "cpu_isa", "run_self_check"]
+__all__ = [
+    "Bf16FallbackWarning", "OpResult", "check_isolation", "check_op", "cpu_bf16_allowed", "cpu_bf16_problem",
+    "compare_runs", "cpu_isa", "describe", "run_self_check",
+]  # fmt: skip
