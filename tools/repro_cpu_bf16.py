@@ -32,10 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reid.config import load_config  # noqa: E402
 from reid.models import build_model  # noqa: E402
 from reid.models.cpu_bf16 import (  # noqa: E402
+    SECONDS,
     TOLERANCE,
     OpResult,
     check_isolation,
     check_op,
+    compare_runs,
     cpu_bf16_problem,
     cpu_isa,
     run_self_check,
@@ -115,10 +117,10 @@ def model_rows(repeats: int) -> list[OpResult]:
             p.grad.detach().clone() for p in model.parameters() if p.grad is not None
         ]
 
-    from reid.models.cpu_bf16 import compare_runs
-
-    rows = [OpResult("demo model train step", "32x3x64x32", *compare_runs(grads(False), [grads(True) for _ in
-                                                                                      range(repeats)]))]  # fmt: skip
+    # bf16 rounding compounds through ~10 batch-norm backward passes: ~0.3 L2 off fp32 on a random-init
+    # model is normal here; garbage is >= 1, NaN is inf
+    runs = [grads(True) for _ in range(repeats)]
+    rows = [OpResult("demo model train step", "32x3x64x32", *compare_runs(grads(False), runs), tolerance=0.6)]
     with torch.no_grad():
         ref = [infer(images[:8]).float()]
         runs = []
@@ -141,8 +143,11 @@ def main() -> None:
     onednn = re.search(r"MKL-DNN (v[\d.]+)", torch.__config__.show())
     print(f"torch {torch.__version__}, oneDNN {onednn.group(1) if onednn else 'unknown'}")
     print(f"threads {torch.get_num_threads()}, repeats {args.repeats}, tolerance {TOLERANCE} (L2 relative)\n")
+    problem = cpu_bf16_problem()  # first: its cost includes creating the oneDNN kernels, as in a real run
+    first_ms = 1000 * SECONDS[torch.get_num_threads()]
     rows = op_rows(args.repeats) + model_rows(args.repeats)
     print(f"{'op':<24} {'shape':<28} {'finite':>6} {'max diff vs fp32':>17} {'deterministic':>13} {'ok':>3}")
+    print("-" * 96)
     for r in rows:
         print(f"{r.op:<24} {r.shape:<28} {'yes' if r.finite else 'NO':>6} {r.max_rel_diff:>17.2e} "
               f"{'yes' if r.deterministic else 'NO':>13} {'yes' if r.ok else 'NO':>3}")  # fmt: skip
@@ -151,9 +156,8 @@ def main() -> None:
         start = time.perf_counter()
         run_self_check()
         times.append(time.perf_counter() - start)
-    problem = cpu_bf16_problem()
     print(f"\nself-check (reid.models.cpu_bf16, cached per process): {'pass' if problem is None else problem}; "
-          f"cost {1000 * cpu_bf16_problem.seconds:.0f} ms first call, {1000 * min(times):.0f} ms warm")  # fmt: skip
+          f"cost {first_ms:.0f} ms first call, {1000 * min(times):.0f} ms warm (best of 3)")  # fmt: skip
     bad = [r for r in rows if not r.ok]
     print(f"{len(rows) - len(bad)}/{len(rows)} rows ok" + ("" if not bad else "; CPU bf16 is NOT safe here"))
     if args.json:

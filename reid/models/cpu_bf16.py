@@ -59,10 +59,11 @@ class OpResult:
     finite: bool
     max_rel_diff: float  # vs float32: the largest |bf16 - fp32| / |fp32| (L2 norms) over outputs and gradients
     deterministic: bool
+    tolerance: float = TOLERANCE
 
     @property
     def ok(self) -> bool:
-        return self.finite and self.deterministic and self.max_rel_diff <= TOLERANCE
+        return self.finite and self.deterministic and self.max_rel_diff <= self.tolerance
 
 
 def cpu_isa() -> str:
@@ -162,23 +163,39 @@ def run_self_check() -> list[OpResult]:
 def describe(result: OpResult) -> str:
     """Why a row failed, in a few words."""
     what = [] if result.finite else ["not finite"]
-    if result.finite and result.max_rel_diff > TOLERANCE:
+    if result.finite and result.max_rel_diff > result.tolerance:
         what.append(f"{result.max_rel_diff:.2g} off float32")
     if not result.deterministic:
         what.append("differs between repeats")
     return f"{result.op} {result.shape}: {', '.join(what)}"
 
 
-@functools.lru_cache(maxsize=1)
+def find_problem() -> str | None:
+    """Run the self-check now: None when every op passes, else the first failure (and how many more)."""
+    bad = [r for r in run_self_check() if not r.ok]
+    return describe(bad[0]) + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "") if bad else None
+
+
+@functools.lru_cache(maxsize=8)
+def _problem_with_threads(threads: int) -> str | None:
+    start = time.perf_counter()
+    problem = find_problem()
+    SECONDS[threads] = time.perf_counter() - start
+    return problem
+
+
+SECONDS: dict[int, float] = {}  # what the self-check cost, per thread count
+
+
 def cpu_bf16_problem() -> str | None:
-    """None when bf16 autocast on this CPU passes the self-check, else why not (cached per process)."""
+    """None when bf16 autocast on this CPU passes the self-check, else why not.
+
+    Cached per process and torch thread count (the AMX fault shows with several threads only).
+    REID_CPU_BF16_SELF_CHECK=0 skips it (bf16 is then trusted as is).
+    """
     if os.environ.get("REID_CPU_BF16_SELF_CHECK", "1") == "0":
         return None
-    start = time.perf_counter()
-    results = run_self_check()
-    cpu_bf16_problem.seconds = time.perf_counter() - start  # type: ignore[attr-defined]
-    bad = [r for r in results if not r.ok]
-    return describe(bad[0]) + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "") if bad else None
+    return _problem_with_threads(torch.get_num_threads())
 
 
 def fallback_message(problem: str, where: str) -> str:
@@ -198,5 +215,5 @@ def cpu_bf16_allowed(where: str) -> bool:
 
 __all__ = [
     "Bf16FallbackWarning", "OpResult", "check_isolation", "check_op", "cpu_bf16_allowed", "cpu_bf16_problem",
-    "compare_runs", "cpu_isa", "describe", "run_self_check",
+    "compare_runs", "cpu_isa", "describe", "find_problem", "run_self_check",
 ]  # fmt: skip
