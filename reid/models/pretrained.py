@@ -65,7 +65,8 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
         return unwrap_state_dict(obj)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ConfigError(f"model.pretrained: {path} is not a readable state dict ({exc})") from None
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+        raise ConfigError(f"model.pretrained: {path} is not a readable state dict ({reason})") from None
 
 
 def backbone_normalisation(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
