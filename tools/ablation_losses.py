@@ -31,17 +31,13 @@ from reid.engine.trainer import Trainer
 from reid.io.atomic import atomic_write_text
 
 # recipe name -> (loss spec, extra config overrides)
-AUTHORS = {"group": {"preset": "authors"}}
 RECIPES: dict[str, tuple[dict, list[str]]] = {
     "ce": ({"ce": {"epsilon": 0.1}}, []),
     "ce+triplet": ({"ce": {"epsilon": 0.1}, "triplet": {"margin": 0.3}}, []),
     "rll": ({"ranked_list": {}}, []),
     # the authors' options: Pearson W, tau 80, 3 anchors, T 2, CE weight 1 with smoothing 0.1
-    "group-authors": (
-        {"group": {"temperature": 80, "num_anchors": 3, "num_iters": 2, "similarity": "pearson"}},
-        [],
-    ),
-    # the previous demo recipe
+    "group-authors": ({"group": {"preset": "authors"}}, []),
+    # the previous demo recipe; "group-cos-t10-a1-T1" is the recommended preset (`group: {}`)
     "group-demo": ({"group": {"temperature": 10, "num_anchors": 2, "num_iters": 2, "similarity": "cosine"}}, []),
     "group-cos-t30-a1-T1": (
         {"group": {"temperature": 30, "num_anchors": 1, "num_iters": 1, "similarity": "cosine"}},
