@@ -14,6 +14,7 @@ import yaml
 
 from reid.config_fields import build_section, load_yaml, spec
 from reid.errors import ConfigError
+from reid.io.atomic import write_text
 
 
 @dataclass
@@ -197,4 +198,4 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -20,6 +20,7 @@ from reid.data.datasets import build_dataset
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
+from reid.io.atomic import append_line, write_text
 from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
@@ -374,8 +375,7 @@ class Trainer:
             self._save(self.snapshot(done), f"epoch_{done:03d}.pt")
         if self.is_main:
             self.log.info(json.dumps(record))
-            with open(self.run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
             self.records.append(record)
             self.tb.scalars(record, done, "epoch/")
         self._save(self.state(done), "last.pt")
@@ -410,7 +410,7 @@ class Trainer:
                         {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt"
                     )
             if self.is_main:
-                (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
+                write_text(self.run_dir / "metrics.json", json.dumps(self.history, indent=2))
                 if cfg.plots:
                     plot_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "plots")
             barrier(self.dist)

@@ -12,7 +12,7 @@ import numpy as np
 
 from reid.data.datasets.base import Record
 from reid.data.image_io import read_image
-from reid.io.atomic import atomic_path
+from reid.io.atomic import atomic_path, save_figure, write_image
 
 from .distance import to_numpy
 
@@ -88,7 +88,7 @@ def plot_cmc(cmc_curves: dict[str, np.ndarray], path: str | os.PathLike, title: 
         ax.set_title(title)
         ax.legend(loc="lower right")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", bbox_inches="tight")
+        save_figure(fig, path, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
 
@@ -140,8 +140,7 @@ def save_ranked_lists(
         gap = np.full((cells[0].shape[0], 3 * border, 3), 255, np.uint8)
         strip = [cells[0], gap, gap] + [x for c in cells[1:] for x in (c, gap)]
         path = out / f"{int(qi):05d}_{Path(q.path).stem}.png"
-        if not cv2.imwrite(str(path), np.concatenate(strip[:-1] if len(cells) > 1 else strip, axis=1)):
-            raise OSError(f"{path}: cannot write PNG")
+        write_image(path, np.concatenate(strip[:-1] if len(cells) > 1 else strip, axis=1))
         written.append(str(path))
     return written
 
