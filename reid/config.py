@@ -29,6 +29,8 @@ class DataConfig:
     flip: bool = True
     pad: int = spec(10, min=0)
     random_erasing: float = spec(0.5, min=0.0, max=1.0)
+    skip_bad: bool = False  # unreadable images are skipped (counted) instead of stopping the run
+    verify_images: bool = False  # decode every image at load (slow); query/gallery are always decoded up front
     val_identities: int = spec(0, min=0)  # carved from the training identities for model selection
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from reid.config import Config, save_config
 from reid.data.datasets import build_dataset
+from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
@@ -101,7 +102,9 @@ class Trainer:
             self.log.info("tensorboard is not installed: no tb/ logs (metrics.jsonl and plots/ still written)")
 
         seed_everything(cfg.seed)
-        dataset = build_dataset(data.dataset, data.root)
+        dataset = build_dataset(data.dataset, data.root, skip_bad=data.skip_bad, verify_images=data.verify_images)
+        if not data.verify_images:  # a cheap check up front: the evaluation after the last epoch must not fail
+            verify_splits(dataset, skip_bad=data.skip_bad)
         for warning in dataset.warnings if self.is_main else []:
             self.log.warning("%s", warning)
             tqdm.write(f"warning: {warning}")
@@ -115,6 +118,7 @@ class Trainer:
             self.loader = train_loader(
                 train, transform, data.identities_per_batch, data.instances_per_identity, cfg.seed, data.workers,
                 rank=self.dist.rank, world_size=self.dist.world_size, pin_memory=self.device.type == "cuda",
+                skip_bad=data.skip_bad,
             )  # fmt: skip
         except ValueError as exc:
             raise ConfigError(f"data.identities_per_batch: {exc}") from None
