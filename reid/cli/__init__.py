@@ -40,7 +40,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ReidError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        # undecodable bytes of non-UTF-8 file names are shown escaped, never crash the message
+        click.echo(f"Error: {exc}".encode("utf-8", "backslashreplace").decode("utf-8"), err=True)
         sys.exit(2)
     except OSError as exc:
         if exc.errno not in _DISK_ERRORS:

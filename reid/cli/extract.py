@@ -38,7 +38,8 @@ def usable_records(records: list[Record], skip_bad: bool, verify: bool) -> list[
     first, why = next(iter(bad.items()))
     if not skip_bad:
         raise DataError(f"{first}: {why}; fix or remove it, or use --skip-bad to skip bad images")
-    click.echo(f"warning: skipped {len(bad)} unusable image(s), e.g. {first}: {why}", err=True)
+    message = f"warning: skipped {len(bad)} unusable image(s), e.g. {first}: {why}"
+    click.echo(message.encode("utf-8", "backslashreplace").decode("utf-8"), err=True)
     kept = [r for r in records if r.path not in bad]
     if not kept:
         raise DataError("no usable images left after --skip-bad")
