@@ -28,7 +28,7 @@ import torch
 from reid.config import load_config
 from reid.data.synthetic import SynthSpec, generate
 from reid.engine.trainer import Trainer
-from reid.io.atomic import atomic_write_text
+from reid.io.atomic import write_text
 
 # recipe name -> (loss spec, extra config overrides)
 RECIPES: dict[str, tuple[dict, list[str]]] = {
@@ -129,7 +129,7 @@ def run_one(args: argparse.Namespace, root: Path, recipe: str, seed: int) -> dic
         start = time.perf_counter()
         history = Trainer(config, run_dir=run_dir, progress=False, resume=run_dir.is_dir()).fit()
         seconds = time.perf_counter() - start
-        atomic_write_text(timing, f"{seconds:.1f}\n")
+        write_text(timing, f"{seconds:.1f}\n")
     row = {"seed": seed, "seconds": seconds, "test": history["final"], "val": history.get("final_val")}
     val = row["val"] or {}
     print(
@@ -195,7 +195,7 @@ def main() -> None:
     summary = summarise(results)
     print_table(summary)
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps({"args": vars(args), "results": summary}, indent=2))
+        write_text(Path(args.json), json.dumps({"args": vars(args), "results": summary}, indent=2))
 
 
 if __name__ == "__main__":

@@ -93,12 +93,12 @@ def _triple(value: object, key: str, positive: bool) -> tuple[float, float, floa
 
 
 def preprocess_for(config: Config) -> Preprocess:
-    """The input contract of a run: size from data.*, mean/std from data.mean/std or the backbone's default."""
+    """The input contract of a run: size from data.*, mean/std from data.mean/std (when set) or the backbone's."""
     mean, std = backbone_normalisation(config.model.backbone)
     data = config.data
     return Preprocess(
         height=data.height,
         width=data.width,
-        mean=mean if data.mean is None else _triple(data.mean, "data.mean", False),
-        std=std if data.std is None else _triple(data.std, "data.std", True),
+        mean=_triple(data.mean, "data.mean", False) if data.mean else mean,
+        std=_triple(data.std, "data.std", True) if data.std else std,
     )

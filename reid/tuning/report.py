@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from reid.io.atomic import atomic_path, atomic_write_text
+from reid.io.atomic import save_figure, write_text
 
 from .space import SearchSpace
 from .study import trial_config
@@ -52,11 +52,11 @@ def write_report(study: Any, out_dir: Path, config_path: str | None, overrides: 
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write_text(out_dir / "trials.csv", buffer.getvalue())
+        write_text(out_dir / "trials.csv", buffer.getvalue())
         header = [k for k in rows[0] if k != "run_dir"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(_fmt(row[k]) for k in header) + " |" for row in rows]
-        atomic_write_text(out_dir / "trials.md", "\n".join(lines) + "\n")
+        write_text(out_dir / "trials.md", "\n".join(lines) + "\n")
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if complete:
         best = max(complete, key=lambda t: t.value)
@@ -66,15 +66,14 @@ def write_report(study: Any, out_dir: Path, config_path: str | None, overrides: 
             f"# best of {len(complete)} complete trials: trial {best.number}, "
             f"validation {space.metric} {best.value:.4f}\n"
         )
-        atomic_write_text(out_dir / "best.yaml", header + yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_text(out_dir / "best.yaml", header + yaml.safe_dump(config.to_dict(), sort_keys=False))
         written.update(best_trial=best.number, best_value=best.value, best_params=dict(best.params))
     written["plots"] = _plots(study, out_dir / "plots", space.metric)
     return written
 
 
 def _save(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _plots(study: Any, folder: Path, metric: str) -> list[str]:
