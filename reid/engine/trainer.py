@@ -23,6 +23,7 @@ from reid.data.transforms import TrainTransform
 from reid.errors import ConfigError, ReidError
 from reid.io.atomic import append_line, write_text
 from reid.losses import CrossEntropyLabelSmooth, build_loss
+from reid.losses.combination import LOSSES
 from reid.models import build_model
 from reid.models.pretrained import preprocess_for
 
@@ -151,7 +152,9 @@ class Trainer:
         self.net, self.loss_fn = self.model, self.criterion
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
+            # a metric-only loss (ranked_list, triplet) leaves the classifier unused: DDP must be told
+            uses_logits = any(LOSSES[name][1] in ("logits", "both") for name in self.criterion.terms)
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=not uses_logits)
             if any(p.requires_grad for p in self.criterion.parameters()):
                 self.loss_fn = DistributedDataParallel(self.criterion, device_ids=ids)
         seed_everything(cfg.seed + self.dist.rank)  # training randomness (anchors) differs per process
