@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import yaml
 
 from reid.errors import ConfigError
+from reid.io.fingerprint import canonical_json, stable_hash
 
 
 @dataclass
@@ -115,8 +115,7 @@ class Config:
 
     def hash(self) -> str:
         """A short stable hash of the whole configuration (recorded in feature files)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return stable_hash([canonical_json(self.to_dict())], length=12)
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from reid.data.datasets import build_dataset
 from reid.data.transforms import Preprocess
 from reid.engine.evaluate import FeatureBank, PostProcess, score_features
+from reid.evaluation.tables import format_ablation_table
 from reid.inference.ablation import (
     AblationRow,
     Setting,
     ablation_settings,
-    format_ablation_table,
     run_ablation,
     strategy_values,
     write_ablation,
@@ -102,7 +102,7 @@ def test_features_are_extracted_once_per_network_configuration(split):
     q_raw, g_raw, raw_s = bank.raw("m", model, TestTimeOptions())
     assert beta_row.extract_s >= raw_s > 0 and base_row.extract_s >= raw_s  # the shared extraction is charged to both
     q, g = finalize_features(q_raw, 0.002), finalize_features(g_raw, 0.002)
-    expected, _, _ = score_features(q, g, query, gallery, "euclidean")
+    expected, _, _ = score_features(q, g, query, gallery, "half_squared_euclidean")
     assert beta_row.metrics == expected.as_dict()
     leaky = by_name["leaky slope=0.1"].metrics
     assert leaky != base_row.metrics  # the leaky pass really changed the features

@@ -7,6 +7,7 @@ import torch
 from reid.config import Config
 from reid.engine.checkpoint import save_checkpoint
 from reid.errors import ReidError
+from reid.evaluation.distance import cosine_distance, half_squared_euclidean
 from reid.inference.ensemble import (
     average_state_dicts,
     combine_features,
@@ -14,7 +15,6 @@ from reid.inference.ensemble import (
     load_snapshots,
     resolve_snapshots,
 )
-from reid.inference.features import cosine_distance, half_squared_euclidean
 
 
 def test_average_state_dicts_matches_a_loop_and_keeps_counters_from_the_last():

@@ -154,7 +154,7 @@ def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, arg
 
 def reference_post(q, g, qe, rerank):
     """QE then re-ranking by direct calls of the library functions."""
-    from reid.inference.features import cosine_distance
+    from reid.evaluation.distance import cosine_distance
     from reid.inference.query_expansion import alpha_query_expansion, database_side_augmentation
     from reid.inference.rerank import k_reciprocal
 

@@ -5,7 +5,7 @@ import pytest
 
 from reid.engine.evaluate import PostProcess, retrieval_distance
 from reid.errors import ConfigError
-from reid.inference.features import half_squared_euclidean
+from reid.evaluation.distance import half_squared_euclidean
 from reid.inference.query_expansion import alpha_query_expansion, database_side_augmentation
 from reid.inference.rerank import k_reciprocal
 
@@ -17,7 +17,7 @@ def features(seed: int):
 
 def test_without_post_processing_it_is_the_plain_distance():
     q, g = features(0)
-    np.testing.assert_array_equal(retrieval_distance(q, g, "euclidean"), half_squared_euclidean(q, g))
+    np.testing.assert_array_equal(retrieval_distance(q, g, "half_squared_euclidean"), half_squared_euclidean(q, g))
 
 
 def test_rerank_keeps_beta_mixed_features_as_they_are_and_normalises_otherwise():

@@ -12,11 +12,8 @@ from reid.config import ModelConfig
 from reid.errors import ConfigError
 from reid.inference.features import (
     TestTimeOptions,
-    cosine_distance,
     embed_batch,
     finalize_features,
-    half_squared_euclidean,
-    pairwise_distance,
 )
 from reid.inference.tta import resize_batch
 from reid.models.backbones import _residual_preactivation
@@ -150,20 +147,9 @@ def test_beta_mixing_keeps_the_norm_information():
     expected = f / f.norm(dim=1, keepdim=True) + 0.004 * f
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(F.normalize(got), F.normalize(f))  # why we do not normalise e again
-    assert TestTimeOptions(beta=0.004).metric == "euclidean" and TestTimeOptions().metric == "cosine"
+    assert TestTimeOptions(beta=0.004).metric == "half_squared_euclidean" and TestTimeOptions().metric == "cosine"
     raw = f.numpy()
     np.testing.assert_allclose(finalize_features(raw, 0.004), expected.numpy(), rtol=1e-6)
-
-
-def test_half_squared_euclidean_matches_a_loop_and_cosine_on_unit_vectors():
-    rng = np.random.default_rng(0)
-    q, g = rng.normal(size=(4, 6)).astype(np.float32), rng.normal(size=(5, 6)).astype(np.float32)
-    loop = np.array([[0.5 * np.sum((qi.astype(np.float64) - gj) ** 2) for gj in g] for qi in q])
-    np.testing.assert_allclose(half_squared_euclidean(q, g), loop, rtol=1e-5)
-    qn, gn = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
-    np.testing.assert_allclose(pairwise_distance(qn, gn, "euclidean"), cosine_distance(qn, gn), atol=1e-6)
-    with pytest.raises(ValueError, match="unknown metric"):
-        pairwise_distance(q, g, "manhattan")
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -40,11 +38,10 @@ def test_time_options(params: dict):
 
 def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[str]) -> str:
     """What makes a feature file's rows what they are; equal fingerprints may resume each other."""
-    text = json.dumps({"weights": weights, "pre": pre, "options": options, "half": half}, sort_keys=True)
-    digest = hashlib.sha256(text.encode())
-    for path in paths:
-        digest.update(path.encode() + b"\0")
-    return digest.hexdigest()[:16]
+    from reid.io.fingerprint import stable_hash
+
+    head = {"weights": weights, "pre": pre, "options": options, "half": half}
+    return stable_hash([head, *(path + "\0" for path in paths)])
 
 
 @click.command()

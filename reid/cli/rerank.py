@@ -47,7 +47,7 @@ def rerank(query_file, gallery_file, k1, k2, lambda_value, qe, qe_k, qe_alpha, d
     """Re-rank query x gallery distances (Zhong et al. 2017); evaluate when pids are known."""
     from reid.engine.evaluate import PostProcess, retrieval_distance
     from reid.evaluation import evaluate_rank
-    from reid.inference.features import cosine_distance
+    from reid.evaluation.distance import cosine_distance
     from reid.io.features import read_features
 
     q, g = read_features(query_file), read_features(gallery_file)
@@ -58,7 +58,7 @@ def rerank(query_file, gallery_file, k1, k2, lambda_value, qe, qe_k, qe_alpha, d
     if qe_k < 1 or qe_alpha < 0:
         raise fail("--qe-k must be >= 1 and --qe-alpha >= 0")
     post = PostProcess(qe=qe, qe_k=qe_k, qe_alpha=qe_alpha, rerank=do_rerank, k1=k1, k2=k2, lambda_value=lambda_value)
-    original = cosine_distance(q.features, g.features)
+    original = cosine_distance(q.features, g.features, normalized=True)
     reranked = retrieval_distance(q.features, g.features, "cosine", post)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

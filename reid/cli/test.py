@@ -157,7 +157,8 @@ def _ensemble_sets(paths: list[Path], pre, device) -> dict:
 
 
 def _run_ablation(bank, model_sets, options, post, mode, data, folder: Path, checkpoint: str) -> None:
-    from reid.inference.ablation import ablation_settings, format_ablation_table, run_ablation, write_ablation
+    from reid.evaluation.tables import format_ablation_table
+    from reid.inference.ablation import ablation_settings, run_ablation, write_ablation
 
     modes = [m for m in ("weights", "features", "concat") if m in model_sets]
     settings = ablation_settings(options, post, modes, mode)

@@ -13,8 +13,9 @@ from reid.data.datasets.base import Record
 from reid.data.transforms import Preprocess
 from reid.errors import ConfigError
 from reid.evaluation import RankResult, evaluate_rank
+from reid.evaluation.distance import pairwise_distances
 from reid.inference.ensemble import combine_features
-from reid.inference.features import TestTimeOptions, extract_features, finalize_features, pairwise_distance
+from reid.inference.features import TestTimeOptions, extract_features, finalize_features
 
 QE_MODES = ("none", "alpha", "dba")
 
@@ -66,7 +67,7 @@ def expand_queries(q: np.ndarray, g: np.ndarray, post: PostProcess) -> tuple[np.
 def retrieval_distance(q: np.ndarray, g: np.ndarray, metric: str = "cosine", post: PostProcess = PostProcess()):
     """(num_q, num_g) distances after query expansion and, if asked, k-reciprocal re-ranking.
 
-    Re-ranking works on squared Euclidean distances; with metric "euclidean" (beta-mixed
+    Re-ranking works on squared Euclidean distances; with metric "half_squared_euclidean" (beta-mixed
     features) the features are used as they are, otherwise L2-normalised first.
     """
     q, g = expand_queries(q, g, post)
@@ -74,7 +75,7 @@ def retrieval_distance(q: np.ndarray, g: np.ndarray, metric: str = "cosine", pos
         from reid.inference.rerank import k_reciprocal
 
         return k_reciprocal(q, g, k1=post.k1, k2=post.k2, lambda_value=post.lambda_value, normalize=metric == "cosine")
-    return pairwise_distance(q, g, metric)
+    return pairwise_distances(q, g, metric, normalized=metric == "cosine")
 
 
 def rank_metrics(distmat: np.ndarray, query: Sequence[Record], gallery: Sequence[Record]) -> RankResult:

@@ -142,21 +142,6 @@ def run_ablation(
     return rows
 
 
-def format_ablation_table(rows: Sequence[AblationRow]) -> str:
-    """An aligned text table: rank-1, mAP, mINP (percent), seconds and the change of mAP."""
-    width = max(len("strategy"), *(len(r.name) for r in rows))
-    head = f"{'strategy':<{width}} {'rank1':>7} {'mAP':>7} {'mINP':>7} {'dmAP':>7} {'seconds':>8}"
-    base = rows[0].metrics["mAP"] if rows else 0.0
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        m = r.metrics
-        lines.append(
-            f"{r.name:<{width}} {100 * m['rank1']:>6.1f}% {100 * m['mAP']:>6.1f}% {100 * m['mINP']:>6.1f}% "
-            f"{100 * (m['mAP'] - base):>+6.1f} {r.seconds:>8.2f}"
-        )
-    return "\n".join(lines)
-
-
 def ablation_json(rows: Sequence[AblationRow], extra: dict | None = None) -> dict:
     return {
         **(extra or {}),

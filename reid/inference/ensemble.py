@@ -22,6 +22,7 @@ from reid.config import config_from_dict
 from reid.data.transforms import Preprocess
 from reid.engine.checkpoint import load_checkpoint
 from reid.errors import ReidError
+from reid.evaluation.distance import l2_normalize
 from reid.models.reid_model import ReidModel, build_model
 
 ENSEMBLE_MODES = ("weights", "features", "concat")
@@ -115,7 +116,7 @@ def combine_features(features: Sequence[np.ndarray], mode: str, normalize: bool 
     if mode == "features":
         out = np.mean(np.stack(features), axis=0)
         if normalize:
-            out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            out = l2_normalize(out.astype(np.float32))
         return out.astype(np.float32)
     if mode == "concat":
         return (np.concatenate(features, axis=1) / np.sqrt(len(features))).astype(np.float32)

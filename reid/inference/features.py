@@ -8,13 +8,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from reid.data.datasets.base import Record
 from reid.data.loaders import test_loader
 from reid.data.transforms import EvalTransform, Preprocess
 from reid.errors import ConfigError
+from reid.evaluation.distance import l2_normalize
 
 from .tta import view_average
 
@@ -53,8 +53,9 @@ class TestTimeOptions:
 
     @property
     def metric(self) -> str:
-        """The distance to use: cosine for unit-norm features, half squared Euclidean when beta > 0."""
-        return "euclidean" if self.beta > 0 else "cosine"
+        """The distance to use (a reid.evaluation.distance metric): cosine for unit-norm features,
+        half squared Euclidean when beta > 0."""
+        return "half_squared_euclidean" if self.beta > 0 else "cosine"
 
     def network_key(self) -> tuple:
         """The switches that change the network passes (beta is applied afterwards)."""
@@ -75,7 +76,7 @@ class TestTimeOptions:
 
 def mix_embeddings(features: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
     """e = f/|f| + beta * f for raw embeddings (N, D); beta = 0 is plain L2 normalisation."""
-    unit = F.normalize(features, dim=1)
+    unit = l2_normalize(features)
     return unit + beta * features if beta else unit
 
 
@@ -119,24 +120,3 @@ def extract_features(
     if not chunks:
         return np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
-
-
-def cosine_distance(q_feats: np.ndarray, g_feats: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity of L2-normalised features (monotone in Euclidean distance)."""
-    return (1.0 - torch.from_numpy(q_feats) @ torch.from_numpy(g_feats).T).numpy()
-
-
-def half_squared_euclidean(q_feats: np.ndarray, g_feats: np.ndarray) -> np.ndarray:
-    """|q - g|^2 / 2 (num_q, num_g), float32, >= 0; equals `cosine_distance` on unit vectors."""
-    q, g = torch.from_numpy(q_feats).double(), torch.from_numpy(g_feats).double()
-    dist = 0.5 * (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1)[None]) - q @ g.T
-    return dist.clamp_(min=0.0).float().numpy()
-
-
-def pairwise_distance(q_feats: np.ndarray, g_feats: np.ndarray, metric: str = "cosine") -> np.ndarray:
-    """Query x gallery distances for `TestTimeOptions.metric` ("cosine" or "euclidean")."""
-    if metric == "cosine":
-        return cosine_distance(q_feats, g_feats)
-    if metric == "euclidean":
-        return half_squared_euclidean(q_feats, g_feats)
-    raise ValueError(f"unknown metric {metric!r} (cosine or euclidean)")

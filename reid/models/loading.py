@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ import torch
 from reid.config import Config, config_from_dict
 from reid.data.transforms import Preprocess
 from reid.engine.checkpoint import load_checkpoint
+from reid.io.fingerprint import stable_hash
 
 from .reid_model import ReidModel, build_model
 
@@ -31,11 +31,13 @@ def weights_fingerprint(state: dict) -> str:
     Used to recognise that a half-written feature file came from the same model before
     resuming it (a retrained checkpoint at the same path gets a different fingerprint).
     """
-    digest = hashlib.sha256()
-    for name in sorted(state["model"]):
-        tensor = state["model"][name]
-        digest.update(name.encode())
-        if isinstance(tensor, torch.Tensor):
-            digest.update(str(tensor.dtype).encode())
-            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+
+    def parts():
+        for name in sorted(state["model"]):
+            tensor = state["model"][name]
+            yield name
+            if isinstance(tensor, torch.Tensor):
+                yield str(tensor.dtype)
+                yield tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+
+    return stable_hash(parts())
