@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from reid.config import load_config
-from reid.engine.checkpoint import load_checkpoint, save_checkpoint
 from reid.engine.ema import ModelEMA
 from reid.engine.precision import amp_dtype
 from reid.engine.trainer import Trainer
 from reid.errors import ConfigError
+from reid.io.run_folder import load_checkpoint, save_checkpoint
 
 from .conftest import tiny_config_overrides
 

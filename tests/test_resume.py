@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from reid.config import load_config
-from reid.engine.checkpoint import load_checkpoint
 from reid.engine.trainer import Trainer
+from reid.io.run_folder import load_checkpoint
 
 from .conftest import tiny_config_overrides
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from reid.config import load_config
+from reid.io.run_folder import RunFolder
 
 from .common import format_metrics_table
 
@@ -34,7 +33,7 @@ def train(
     from reid.engine.trainer import Trainer
 
     if resume:
-        config_path = config_path or str(Path(resume) / "config.yaml")
+        config_path = config_path or str(RunFolder(resume).config)
         output = resume
     config = load_config(config_path, list(overrides))
     trainer = Trainer(config, run_dir=output, progress=not quiet, resume=bool(resume))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 
-def run_logger(run_dir: Path | None, name: str) -> logging.Logger:
-    """A logger writing to run_dir/train.log, or discarding everything when run_dir is None
+def run_logger(log_file: Path | None, name: str) -> logging.Logger:
+    """A logger writing to `log_file` (the run folder's train.log), or discarding everything when it is None
     (processes other than rank 0)."""
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
@@ -17,10 +17,10 @@ def run_logger(run_dir: Path | None, name: str) -> logging.Logger:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    if run_dir is None:
+    if log_file is None:
         logger.addHandler(logging.NullHandler())
     else:
-        handler = logging.FileHandler(run_dir / "train.log")
+        handler = logging.FileHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
     return logger
