@@ -1,4 +1,7 @@
-"""Typed run configuration: dataclasses, YAML files and dotted `key=value` overrides."""
+"""Typed run configuration: dataclasses, YAML files and dotted `key=value` overrides.
+
+The `test:` section is reid.test_time.TestConfig, the one schema of the test-time options.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import yaml
 
 from reid.errors import ConfigError
 from reid.io.fingerprint import canonical_json, stable_hash
+from reid.test_time import TestConfig
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "OptimConfig", "TestConfig", "TrainConfig", "load_config"]
 
 
 @dataclass
@@ -77,27 +83,6 @@ class TrainConfig:
     batch_size_test: int = 128
     output_dir: str = "runs"
     run_name: str = ""
-
-
-@dataclass
-class TestConfig:
-    """Test-time strategies (Group Loss++, METHOD.md 4); each also a `reid test` option."""
-
-    flip: bool = False  # average with the horizontal mirror
-    scales: list[float] = field(default_factory=lambda: [1.0])  # input scales to average over
-    pool_lambda: float | None = None  # lambda * max + (1 - lambda) * avg pooling; None: as trained
-    leaky_slope: float | None = None  # leaky slope of the last block's final activation; None: ReLU
-    beta: float = 0.0  # embedding mixing e = f/|f| + beta * f (then half squared Euclidean distance)
-    qe: str = "none"  # none | alpha (alpha-QE) | dba (database-side augmentation); before re-ranking
-    qe_k: int = 10
-    qe_alpha: float = 3.0
-    rerank: bool = False  # k-reciprocal re-ranking
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3
-    ensemble: list[str] = field(default_factory=list)  # snapshot files of the run (temporal ensembling)
-    ensemble_mode: str = "weights"  # weights | features | concat
-    ranked_lists: int = 8  # ranked-list images of random queries written by `reid test`
 
 
 @dataclass

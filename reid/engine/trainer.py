@@ -20,10 +20,11 @@ from reid.data.datasets import build_dataset
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
+from reid.inference.pipeline import evaluate_model
+from reid.io.run_folder import RunFolder, load_checkpoint, save_checkpoint
 from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import (
     all_gather_with_grad,
     all_reduce_mean,
@@ -35,7 +36,6 @@ from .distributed import (
     init_distributed,
 )  # fmt: skip
 from .ema import ModelEMA
-from .evaluate import evaluate_model
 from .logging_utils import TensorBoard, read_metrics, run_logger, truncate_metrics
 from .options import check_options, resolve_device
 from .plots import plot_curves
@@ -80,22 +80,19 @@ class Trainer:
             name = cfg.run_name or f"{data.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
             run_dir = Path(cfg.output_dir) / name
         self.run_dir = Path(broadcast_object(str(run_dir) if run_dir is not None else None, self.dist))
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.run = RunFolder(self.run_dir)
+        self.ckpt_dir = self.run.checkpoints
         problem = None
-        if (
-            self.is_main
-            and not resume
-            and ((self.run_dir / "metrics.jsonl").exists() or (self.ckpt_dir / "last.pt").exists())
-        ):
+        if self.is_main and not resume and self.run.holds_run():
             problem = f"{self.run_dir}: already holds a run; use --resume {self.run_dir} or another --output"
         problem = broadcast_object(problem, self.dist)
         if problem:
             raise ReidError(problem)
         if self.is_main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, self.run_dir / "config.yaml")
-        self.log = run_logger(self.run_dir if self.is_main else None, f"reid.train.{id(self)}")
-        self.tb = TensorBoard(self.run_dir / "tb" if self.is_main and cfg.tensorboard else None)
+            self.run.create()
+            save_config(config, self.run.config)
+        self.log = run_logger(self.run.log if self.is_main else None, f"reid.train.{id(self)}")
+        self.tb = TensorBoard(self.run.tensorboard if self.is_main and cfg.tensorboard else None)
         if self.tb.missing:
             self.log.info("tensorboard is not installed: no tb/ logs (metrics.jsonl and plots/ still written)")
 
@@ -147,7 +144,7 @@ class Trainer:
         self.history: dict = {}
         self.records: list[dict] = []
         self.last_metrics: dict = {}
-        if resume and (self.ckpt_dir / "last.pt").is_file():
+        if resume and self.run.checkpoint("last").is_file():
             self.resume()
         self.log.info(
             "dataset %s: %d train images of %d identities, %d val ids, %d query, %d gallery; device %s, "
@@ -188,9 +185,10 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         return state
 
-    def _save(self, state: dict, name: str) -> None:
+    def _save(self, state: dict, name: str | int) -> None:
+        """Write checkpoints/<name>.pt ("last", "best") or the epoch_XXX.pt snapshot of an epoch number."""
         if self.is_main:
-            save_checkpoint(state, self.ckpt_dir / name)
+            save_checkpoint(state, self.run.checkpoint(name))
 
     def snapshot(self, epoch: int) -> dict:
         """The model-only layout of last.pt (model, config, num_classes, preprocess, epoch, ...)."""
@@ -204,7 +202,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from checkpoints/last.pt of this run folder (end of an epoch or mid-epoch)."""
-        state = load_checkpoint(self.ckpt_dir / "last.pt")
+        state = load_checkpoint(self.run.checkpoint("last"))
         if state["config"] != self.config.to_dict():
             raise ReidError(f"{self.run_dir}: the config differs from the one the run started with")
         self.model.load_state_dict(state["model"])
@@ -230,12 +228,12 @@ class Trainer:
                              len(rngs))  # fmt: skip
             seed_everything(self.config.train.seed + 7919 * self.start_epoch + self.dist.rank)
         if self.is_main:
-            self.records = truncate_metrics(self.run_dir / "metrics.jsonl", self.start_epoch)
+            self.records = truncate_metrics(self.run.metrics_log, self.start_epoch)
         self.log.info("resumed at epoch %d step %d", self.start_epoch, self.start_step)
 
     def reload_best(self, epoch: int) -> None:
         """The authors' schedule: continue from the best weights so far (the lr drop is in the schedule)."""
-        path = self.ckpt_dir / "best.pt"
+        path = self.run.checkpoint("best")
         found = broadcast_object(path.is_file() if self.is_main else None, self.dist)
         if not found:
             self.log.warning("epoch %d: no best.pt yet, only the learning rate drops", epoch + 1)
@@ -334,7 +332,7 @@ class Trainer:
             if self.is_main and self.global_step % 10 == 0:
                 self.tb.scalars({"step/loss": loss, "step/lr": lr}, self.global_step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < num_steps:
-                self._save(self.state(epoch, step, totals), "last.pt")
+                self._save(self.state(epoch, step, totals), "last")
         bar.close()
         elapsed = max(time.perf_counter() - start, 1e-9)
         record = {name: value / max(step, 1) for name, value in totals.items()}
@@ -369,18 +367,18 @@ class Trainer:
                 record[f"{split}_ema"] = self.evaluate(split, self.ema.module)
             if split == "val" and self.last_metrics["mAP"] > self.best_score:  # never selected on query/gallery
                 self.best_score, self.best_epoch = self.last_metrics["mAP"], done
-                self._save(self.state(done), "best.pt")
+                self._save(self.state(done), "best")
         if done in cfg.snapshot_epochs:
-            self._save(self.snapshot(done), f"epoch_{done:03d}.pt")
+            self._save(self.snapshot(done), done)
         if self.is_main:
             self.log.info(json.dumps(record))
-            with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            with open(self.run.metrics_log, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             self.records.append(record)
             self.tb.scalars(record, done, "epoch/")
-        self._save(self.state(done), "last.pt")
+        self._save(self.state(done), "last")
         if self.is_main and cfg.plots and evaluated:
-            plot_curves(self.records, self.run_dir / "plots")
+            plot_curves(self.records, self.run.plots)
 
     def fit(self) -> dict:
         """Train to the last epoch; return {"untrained": ..., "final": ..., ...} test metrics (on every rank)."""
@@ -407,12 +405,12 @@ class Trainer:
                 self.history["final_ema"] = self.evaluate("test", self.ema.module)
                 if self.is_main:
                     save_checkpoint(
-                        {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt"
+                        {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.run.checkpoint("ema")
                     )
             if self.is_main:
-                (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
+                self.run.summary.write_text(json.dumps(self.history, indent=2))
                 if cfg.plots:
-                    plot_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "plots")
+                    plot_curves(read_metrics(self.run.metrics_log), self.run.plots)
             barrier(self.dist)
             return self.history
         finally:

@@ -23,8 +23,9 @@ from torch import nn
 from reid.data.image_io import read_image, to_bgr
 from reid.data.transforms import Preprocess
 from reid.errors import DataError
+from reid.test_time import DEFAULTS, TestConfig
 
-from .features import TestTimeOptions, embed_batch
+from .features import embed_batch
 
 ImageLike = np.ndarray | str | Path
 COLORS = ("bgr", "rgb")
@@ -110,7 +111,7 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         half: bool = False,
-        options: TestTimeOptions = TestTimeOptions(),
+        options: TestConfig = DEFAULTS,
         channels_last: bool = True,
     ) -> None:
         from reid.models.loading import load_model
@@ -126,7 +127,7 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         half: bool = False,
-        options: TestTimeOptions = TestTimeOptions(),
+        options: TestConfig = DEFAULTS,
         channels_last: bool = True,
     ) -> FeatureExtractor:
         """An extractor around a model already in memory (eval-mode forward -> (B, D))."""
