@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reid.data.boxes import boxes_from_tlwh, clip_boxes, crop_boxes
 from reid.data.image_io import read_image, to_bgr
 from reid.data.transforms import Preprocess
 from reid.errors import DataError
@@ -64,34 +65,6 @@ def resize_into(images: Sequence[np.ndarray], pre: Preprocess, out: np.ndarray) 
     if pre.color == "rgb":
         out[:n] = out[:n, :, :, ::-1]
     return out[:n]
-
-
-def clip_boxes(boxes_xyxy: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Integer pixel boxes (N, 4) [x0, y0, x1, y1) inside a (height, width) frame.
-
-    x0/y0 are floored and x1/y1 ceiled (the crop covers the whole box), then clipped to the
-    frame. A box that is empty after clipping (outside the frame or zero-sized) becomes the
-    1x1 pixel of the frame nearest to it, so every box gets a feature and rows stay aligned.
-    """
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    if not np.isfinite(boxes).all():
-        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
-        raise DataError(f"box {bad}: coordinates must be finite numbers, got {boxes[bad].tolist()}")
-    x0 = np.clip(np.floor(boxes[:, 0]), 0, width - 1)
-    y0 = np.clip(np.floor(boxes[:, 1]), 0, height - 1)
-    x1 = np.clip(np.ceil(boxes[:, 2]), 0, width)
-    y1 = np.clip(np.ceil(boxes[:, 3]), 0, height)
-    x1 = np.maximum(x1, x0 + 1)  # empty after clipping: one pixel
-    y1 = np.maximum(y1, y0 + 1)
-    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
-
-
-def crop_boxes(frame: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
-    """Views of `frame` (H, W, C) for each box (N, 4) in x0, y0, x1, y1 pixels (see clip_boxes)."""
-    if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise DataError(f"frame: expected an (H, W, 3) image, got shape {frame.shape}")
-    clipped = clip_boxes(boxes_xyxy, frame.shape[0], frame.shape[1])
-    return [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in clipped.tolist()]
 
 
 class FeatureExtractor:
@@ -199,12 +172,6 @@ class FeatureExtractor:
 
 def _default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def boxes_from_tlwh(tlwh: np.ndarray) -> np.ndarray:
-    """MOT (x, y, w, h) boxes (N, 4) -> (x0, y0, x1, y1)."""
-    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
 
 
 __all__ = ["FeatureExtractor", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]
