@@ -36,7 +36,7 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
         "train.gather_embeddings=true", "train.eval_before=false", "train.plots=false", "train.epochs=2",
     ]  # fmt: skip
     config = load_config(REPO / "configs" / "demo.yaml", overrides)
-    trainer = Trainer(config, Path(out) / "ddp", progress=False)
+    trainer = Trainer.from_config(config, Path(out) / "ddp", progress=False)
 
     # a shared parameter theta; each process embeds its own rows, the loss runs on the gathered
     # rows times the world size; theta's gradient averaged like DDP does must equal the gradient

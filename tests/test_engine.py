@@ -33,7 +33,7 @@ def full_run(tiny_root, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a busy shared machine: no OpenMP spinning
     try:
-        trainer = Trainer(config, out / "run", progress=False)
+        trainer = Trainer.from_config(config, out / "run", progress=False)
         history = trainer.fit()
     finally:
         torch.set_num_threads(threads)
@@ -83,7 +83,9 @@ def test_reload_best_copies_the_best_weights_into_the_model(full_run, tmp_path):
 
 
 def test_gradient_clipping_bounds_the_global_norm(tiny_root, tmp_path):
-    trainer = Trainer(_config(tiny_root, tmp_path, "train.grad_clip=0.01"), tmp_path / "clip", progress=False)
+    trainer = Trainer.from_config(
+        _config(tiny_root, tmp_path, "train.grad_clip=0.01"), tmp_path / "clip", progress=False
+    )
     images, labels, _, _ = next(iter(trainer.loader))
     trainer.train_step(images, labels)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.params if p.grad is not None]))
@@ -125,4 +127,4 @@ def test_amp_settings():
 )
 def test_bad_options_are_config_errors(tiny_root, tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message):
-        Trainer(_config(tiny_root, tmp_path, *extra), tmp_path / "bad", progress=False)
+        Trainer.from_config(_config(tiny_root, tmp_path, *extra), tmp_path / "bad", progress=False)

@@ -119,7 +119,7 @@ def test_crash_inside_an_epoch_resumes_from_the_mid_epoch_checkpoint(tiny_root, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a busy shared machine: no OpenMP spinning
     try:
-        Trainer(config, tmp_path / "whole", progress=False).fit()
+        Trainer.from_config(config, tmp_path / "whole", progress=False).fit()
         original = Trainer.train_step
 
         def crashing(self, images, labels):
@@ -129,11 +129,11 @@ def test_crash_inside_an_epoch_resumes_from_the_mid_epoch_checkpoint(tiny_root, 
 
         monkeypatch.setattr(Trainer, "train_step", crashing)
         with pytest.raises(_Crash):
-            Trainer(config, tmp_path / "crashed", progress=False).fit()
+            Trainer.from_config(config, tmp_path / "crashed", progress=False).fit()
         monkeypatch.setattr(Trainer, "train_step", original)
         state = load_checkpoint(tmp_path / "crashed" / "checkpoints" / "last.pt")
         assert (state["epoch"], state["step"], state["global_step"]) == (1, 2, 7)
-        trainer = Trainer(config, tmp_path / "crashed", progress=False, resume=True)
+        trainer = Trainer.from_config(config, tmp_path / "crashed", progress=False, resume=True)
         assert (trainer.start_epoch, trainer.start_step) == (1, 2)
         trainer.fit()
     finally:

@@ -36,7 +36,7 @@ def train(
         config_path = config_path or str(RunFolder(resume).config)
         output = resume
     config = load_config(config_path, list(overrides))
-    trainer = Trainer(config, run_dir=output, progress=not quiet, resume=bool(resume))
+    trainer = Trainer.from_config(config, run_dir=output, progress=not quiet, resume=bool(resume))
     history = trainer.fit()
     if not trainer.is_main:
         return
