@@ -92,7 +92,9 @@ def test_imports_only_run_down_the_layers():
     assert upward == []
 
 
-@pytest.mark.parametrize("lower", ["reid.models", "reid.inference", "reid.data", "reid.losses", "reid.evaluation", "reid.io"])
+@pytest.mark.parametrize(
+    "lower", ["reid.models", "reid.inference", "reid.data", "reid.losses", "reid.evaluation", "reid.io"]
+)
 def test_lower_layers_never_import_the_engine_or_the_cli(lower):
     bad = [
         (module, target)

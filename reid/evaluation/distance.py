@@ -4,7 +4,7 @@
 - `cosine_distance(q, g)`: 1 - cosine similarity.
 - `squared_euclidean(q, g)`: |q - g|^2 (same ranking as the Euclidean distance, no square root).
 - `half_squared_euclidean(q, g)`: |q - g|^2 / 2, which equals the cosine distance on unit vectors;
-  used for beta-mixed features (METHOD notes, docs/method.md section 4) that are not unit length.
+  used for beta-mixed features (docs/method.md section 4) that are not unit length.
 
 `DistanceChunks` yields the same numbers a block of query rows at a time, so a metric never needs
 the full matrix; the whole-matrix functions are its single block. `normalized=True` (cosine only)

@@ -1,4 +1,4 @@
-"""Temporal ensembling: combine checkpoints of one training run (Group Loss++, METHOD.md 4).
+"""Temporal ensembling: combine checkpoints of one training run (Group Loss++, docs/method.md section 4).
 
 Three modes:
 - "weights": one model whose parameters AND BatchNorm buffers are the element-wise mean of the

@@ -1,4 +1,4 @@
-"""Batched feature extraction from records with the Group Loss++ test-time switches (docs/method.md 4)."""
+"""Batched feature extraction from records with the Group Loss++ test-time switches (docs/method.md section 4)."""
 
 from __future__ import annotations
 
