@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from reid.io.atomic import write_text_atomic
 from reid.io.run_folder import RunFolder
 
 from .plots import plot_curves
@@ -126,7 +127,7 @@ class RunLog:
         """metrics.json and the final plots."""
         if self.run is None:
             return
-        self.run.summary.write_text(json.dumps(history, indent=2))
+        write_text_atomic(self.run.summary, json.dumps(history, indent=2))
         if self.plots:
             plot_curves(read_metrics(self.run.metrics_log), self.run.plots)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reid.data.datasets.base import Record
+from reid.io.atomic import write_text_atomic
 from reid.test_time import DEFAULTS, FEATURE_FIELDS, POST_FIELDS, TestConfig
 
 from .pipeline import FeatureBank, Models
@@ -126,5 +127,5 @@ def ablation_json(rows: Sequence[AblationRow], extra: dict | None = None) -> dic
 
 
 def write_ablation(path: str | Path, rows: Sequence[AblationRow], extra: dict | None = None) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(ablation_json(rows, extra), indent=2))
+    """ablation.json, written atomically."""
+    write_text_atomic(path, json.dumps(ablation_json(rows, extra), indent=2))

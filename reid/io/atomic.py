@@ -28,3 +28,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """`Path(path).write_text(text)`, but atomic (see `atomic_path`)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
