@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+
 from reid.errors import ReidError
 from reid.io.run_folder import load_checkpoint, save_checkpoint
 
@@ -60,9 +62,25 @@ def model_snapshot(t: Trainer, epoch: int) -> dict:
 
 
 def save(t: Trainer, state: dict, name: str | int) -> None:
-    """checkpoints/<name>.pt ("last", "best", "ema") or the epoch_XXX.pt snapshot of an epoch, by rank 0."""
-    if t.is_main and t.run is not None:
+    """checkpoints/<name>.pt ("last", "best", "ema") or the epoch_XXX.pt snapshot of an epoch, by rank 0.
+
+    Weights that are not finite are never written: the previous file stays intact.
+    """
+    if t.run is None:
+        return
+    if t.is_main:
+        if not _finite_weights(state["model"]):
+            raise ReidError(f"step {t.global_step}: the model weights are not finite; {t.run.checkpoint(name).name} "
+                            f"was not overwritten. {t._advice()}")  # fmt: skip
         save_checkpoint(state, t.run.checkpoint(name))
+    if name == "last":
+        t.last_saved = (state["epoch"], state.get("step", 0))
+
+
+def _finite_weights(model_state: dict) -> bool:
+    """True when every floating-point tensor of a state dict is finite."""
+    tensors = [v for v in model_state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    return not tensors or bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors)))
 
 
 def resume(t: Trainer) -> None:

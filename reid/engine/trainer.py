@@ -34,7 +34,7 @@ from .ema import ModelEMA
 from .evaluator import Evaluator
 from .logging_utils import RunLog
 from .options import resolve_device
-from .precision import amp_dtype, autocast
+from .precision import amp_dtype, autocast, checked_cpu_bf16, grads_finite
 from .rng import seed_everything
 from .warmup import ClassifierWarmup
 
@@ -90,7 +90,12 @@ class Trainer:
         batches = getattr(train_loader, "batch_sampler", None)
         self.sampler = getattr(batches, "sampler", None) if hasattr(batches, "set_start") else None
 
-        self.amp_dtype = amp_dtype(cfg.amp, self.device)
+        for stray in self.run.remove_stray_temps() if self.run is not None and self.is_main else []:
+            self.log.info("removed %s (a temp file left by a killed run)", stray.name)
+        self.amp_dtype, fallback = checked_cpu_bf16(amp_dtype(cfg.amp, self.device), self.device)
+        if fallback:
+            self._warn(fallback)
+        self.last_saved: tuple[int, int] | None = None  # (epoch, step) of the last.pt this run holds
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.model, self.criterion, self.optimizer = model, loss, optimizer
         self.scheduler = scheduler or torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
@@ -138,9 +143,31 @@ class Trainer:
     def _save(self, state: dict, name: str | int) -> None:
         checkpointing.save(self, state, name)
 
+    def _warn(self, message: str) -> None:
+        """A one-line warning in train.log and on the terminal (rank 0)."""
+        if self.is_main:
+            self.log.warning("%s", message)
+            tqdm.write(f"warning: {message}")
+
+    def _advice(self) -> str:
+        """What to try after a non-finite loss: resume the last good checkpoint or change the settings."""
+        saved = self.last_saved or ((self.start_epoch, self.start_step) if self.start_epoch or self.start_step
+                                    else None)  # fmt: skip
+        fixes = "a lower optim.lr, train.grad_clip=1.0" + (", train.amp=none" if self.amp_dtype else "")
+        if saved is None or self.run is None:
+            return f"No checkpoint was written yet: start again with {fixes}"
+        return (
+            f"The last good checkpoint ({self.run.checkpoint('last')}, epoch {saved[0]} step {saved[1]}) is "
+            f"intact: continue it with `reid train --resume {self.run.root}`, or start a new run with {fixes}"
+        )
+
     # -- loop --------------------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
-        """One optimizer step on a local batch (B, 3, H, W); returns the loss averaged over processes."""
+        """One optimizer step on a local batch (B, 3, H, W); returns the loss averaged over processes.
+
+        A non-finite CPU bf16 step is recomputed in float32 (and the run goes on in float32); any other
+        non-finite loss or gradient stops the run before anything of this step is saved.
+        """
         cfg = self.options
         images = images.to(self.device, non_blocking=True)
         if self.channels_last:
@@ -148,20 +175,17 @@ class Trainer:
         labels = labels.to(self.device, non_blocking=True)
         if self.in_warmup:
             return self.classifier_warmup_step(images, labels)
-        with autocast(self.device, self.amp_dtype):
-            out = self.net(images)
-        features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
-        if cfg.gather_embeddings and self.dist.enabled:
-            features = all_gather_with_grad(features, self.dist)
-            logits = all_gather_with_grad(logits, self.dist)
-            labels = all_gather_with_grad(labels, self.dist)
-            scale = float(self.dist.world_size)  # DDP averages: undo it so the step follows the global loss
-        loss, parts = self.loss_fn(features, logits, labels)
-        values = all_reduce_mean(torch.tensor([float(loss.detach()), *parts.values()], dtype=torch.float64), self.dist)
-        if not torch.isfinite(values).all():
-            raise ReidError(f"step {self.global_step}: loss is {values[0].item()}; lower optim.lr or check the data")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        cpu_bf16 = self.amp_dtype == torch.bfloat16 and self.device.type == "cpu"
+        buffers = [b.clone() for b in self.model.buffers()] if cpu_bf16 else []  # BN statistics, to undo a NaN pass
+        loss, parts, values, finite = self._loss_and_grads(images, labels)
+        if not finite and cpu_bf16:
+            self._drop_cpu_bf16("a non-finite loss or gradient")  # the AMX fault slipped past the self-check
+            for buffer, saved in zip(self.model.buffers(), buffers):
+                buffer.copy_(saved)
+            loss, parts, values, finite = self._loss_and_grads(images, labels)
+        if not finite:
+            what = f"loss is {values[0].item()}" if not torch.isfinite(values).all() else "gradients are not finite"
+            raise ReidError(f"step {self.global_step + 1}: {what}; nothing was saved from this step. {self._advice()}")
         if cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
@@ -172,12 +196,47 @@ class Trainer:
         self.global_step += 1
         return float(values[0]), dict(zip(parts, values[1:].tolist()))
 
+    def _loss_and_grads(self, images: torch.Tensor, labels: torch.Tensor) -> tuple:
+        """Forward, loss and (when the loss is finite) backward: (loss, parts, values over processes, finite).
+
+        `finite` also covers the gradients unless the fp16 grad scaler is on (it skips such steps itself).
+        """
+        with autocast(self.device, self.amp_dtype):
+            out = self.net(images)
+        features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
+        if self.options.gather_embeddings and self.dist.enabled:
+            features = all_gather_with_grad(features, self.dist)
+            logits = all_gather_with_grad(logits, self.dist)
+            labels = all_gather_with_grad(labels, self.dist)
+            scale = float(self.dist.world_size)  # DDP averages: undo it so the step follows the global loss
+        loss, parts = self.loss_fn(features, logits, labels)
+        values = all_reduce_mean(torch.tensor([float(loss.detach()), *parts.values()], dtype=torch.float64), self.dist)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(values).all():
+            return loss, parts, values, False
+        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        return loss, parts, values, self.scaler.is_enabled() or grads_finite(self.params)
+
+    def _drop_cpu_bf16(self, what: str) -> None:
+        """Recompute this step and train the rest of the run in float32, with a one-line warning."""
+        from reid.models.cpu_bf16 import SAFE_ISA_HINT, cpu_isa
+
+        self.amp_dtype = None
+        self._warn(f"step {self.global_step + 1}: CPU bfloat16 gave {what} ({cpu_isa()}); recomputed in float32 "
+                   f"and training on in float32. A known oneDNN fault on AMX CPUs: {SAFE_ISA_HINT}")  # fmt: skip
+
     def classifier_warmup_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
-        """A step of the classifier warm-up (reid.engine.warmup)."""
-        value = self.warmup.step(self.model, images, labels, self.dist, self.amp_dtype)
-        self.global_step += 1
+        """A step of the classifier warm-up (reid.engine.warmup); a non-finite CPU bf16 pass is redone in float32."""
+        for _ in range(2):  # a second pass only to redo a CPU bf16 step in float32
+            loss, value = self.warmup.loss(self.model, images, labels, self.dist, self.amp_dtype)
+            if np.isfinite(value) or self.amp_dtype != torch.bfloat16 or self.device.type != "cpu":
+                break
+            self._drop_cpu_bf16("a non-finite warm-up loss")
         if not np.isfinite(value):
-            raise ReidError(f"step {self.global_step}: warm-up loss is {value}; lower optim.lr or check the data")
+            raise ReidError(f"step {self.global_step + 1}: warm-up loss is {value}; nothing was saved from this "
+                            f"step. {self._advice()}")  # fmt: skip
+        self.warmup.apply(self.model, loss, self.dist)
+        self.global_step += 1
         return value, {"warmup_ce": value}
 
     def _start_epoch(self, epoch: int, start_step: int) -> int:

@@ -16,27 +16,30 @@ class ClassifierWarmup:
 
     def __init__(self, optimizer: torch.optim.Optimizer, epochs: int, label_smoothing: float = 0.1) -> None:
         self.optimizer, self.epochs = optimizer, int(epochs)
-        self.loss = CrossEntropyLabelSmooth(label_smoothing)
+        self.ce = CrossEntropyLabelSmooth(label_smoothing)
 
     def active(self, epoch: int) -> bool:
         return epoch < self.epochs
 
-    def step(
+    def loss(
         self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, dist: DistInfo,
         amp: torch.dtype | None = None,
-    ) -> float:  # fmt: skip
-        """One warm-up step; returns the CE averaged over processes."""
+    ) -> tuple[torch.Tensor, float]:  # fmt: skip
+        """The warm-up CE of a batch and its value averaged over processes (no step yet)."""
         model.eval()
         with torch.no_grad(), autocast(images.device, amp):
             embedding = model(images)
         model.train()
-        loss = self.loss(model.classifier(embedding.float()), labels)
+        loss = self.ce(model.classifier(embedding.float()), labels)
+        return loss, float(all_reduce_mean(loss.detach().double(), dist))
+
+    def apply(self, model: torch.nn.Module, loss: torch.Tensor, dist: DistInfo) -> None:
+        """Backward and one step of the classifier's own optimizer."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for param in model.classifier.parameters():  # the DDP wrapper is bypassed: average by hand
             param.grad = all_reduce_mean(param.grad, dist)
         self.optimizer.step()
-        return float(all_reduce_mean(loss.detach().double(), dist))
 
 
 def label_smoothing(loss_spec: dict) -> float:

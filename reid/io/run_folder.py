@@ -45,6 +45,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def remove_stray_temps(folder: str | Path) -> list[Path]:
+    """Delete the `.NAME.pt.XXXX.tmp` files a killed run left behind (reid.io.atomic temp files).
+
+    Called when a run starts or resumes, before anything writes into `folder`: a temp file is
+    only ever live inside one save, so any found then is garbage. Returns what was removed.
+    """
+    removed = []
+    for stray in sorted(Path(folder).glob(".*.pt.*.tmp")):
+        if stray.is_file() and not stray.is_symlink():
+            stray.unlink(missing_ok=True)
+            removed.append(stray)
+    return removed
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """Paths inside one run folder; creating the object touches nothing on disk."""
@@ -95,6 +109,10 @@ class RunFolder:
     def holds_run(self) -> bool:
         """Whether a run was already started here (metrics or a last checkpoint exist)."""
         return self.metrics_log.exists() or self.checkpoint("last").exists()
+
+    def remove_stray_temps(self) -> list[Path]:
+        """Checkpoint temp files a killed run left in checkpoints/ (see `remove_stray_temps`), removed."""
+        return remove_stray_temps(self.checkpoints)
 
     def create(self) -> RunFolder:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
