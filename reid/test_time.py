@@ -13,10 +13,11 @@ Feature switches (flip, scales, pool_lambda, leaky_slope, beta) change the featu
 from __future__ import annotations
 
 import dataclasses
-import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from reid.config_fields import check_value
 from reid.errors import ConfigError
 
 QE_MODES = ("none", "alpha", "dba")
@@ -25,12 +26,14 @@ FEATURE_FIELDS = ("flip", "scales", "pool_lambda", "leaky_slope", "beta")
 POST_FIELDS = ("qe", "qe_k", "qe_alpha", "rerank", "k1", "k2", "lambda_value")
 
 
-def _opt(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...] | None = None, **kw) -> Any:
-    """A field with its CLI help (and flag name / choices when they differ from the field's)."""
-    meta = {"help": help, "flag": flag, "choices": choices}
+def _opt(default: Any, help: str, flag: str | None = None, choices: tuple | None = None, **bounds: float | None) -> Any:
+    """A field with its checks (reid.config_fields metadata: min, max, above, below, choices), its
+    CLI help and its flag name when it differs from the field's."""
+    meta = {"min": None, "max": None, "above": None, "below": None, **bounds, "choices": choices}
+    meta.update(help=help, flag=flag)
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta, **kw)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -40,52 +43,43 @@ class TestConfig:
     __test__ = False  # not a pytest test class
 
     flip: bool = _opt(False, "Average with the horizontal mirror.")
-    scales: list[float] = _opt([1.0], "Input scales to average, e.g. 1.0,1.1 (each in (0, 4]).")
-    pool_lambda: float | None = _opt(None, "Test-time pooling lambda*max + (1-lambda)*avg, in [0, 1].")
-    leaky_slope: float | None = _opt(None, "Leaky slope of the last block's final activation, in [0, 1].")
-    beta: float = _opt(0.0, "Embedding mixing e = f/|f| + beta*f (authors: 0.0005-0.004).")
+    scales: list[float] = _opt([1.0], "Input scales to average, e.g. 1.0,1.1 (each in (0, 4]).", above=0.0, max=4.0)
+    pool_lambda: float | None = _opt(
+        None, "Test-time pooling lambda*max + (1-lambda)*avg, in [0, 1].", min=0.0, max=1.0
+    )
+    leaky_slope: float | None = _opt(
+        None, "Leaky slope of the last block's final activation, in [0, 1].", min=0.0, max=1.0
+    )
+    beta: float = _opt(0.0, "Embedding mixing e = f/|f| + beta*f (authors: 0.0005-0.004).", min=0.0)
     qe: str = _opt(
         "none", "Query expansion before re-ranking: alpha-QE (queries and gallery) or DBA.", choices=QE_MODES
     )
-    qe_k: int = _opt(10, "Neighbours used by query expansion, the feature itself included.")
-    qe_alpha: float = _opt(3.0, "Similarity exponent of query expansion.")
+    qe_k: int = _opt(10, "Neighbours used by query expansion, the feature itself included.", min=1)
+    qe_alpha: float = _opt(3.0, "Similarity exponent of query expansion.", min=0.0)
     rerank: bool = _opt(False, "k-reciprocal re-ranking (Zhong et al. 2017).")
-    k1: int = _opt(20, "Re-ranking k1.")
-    k2: int = _opt(6, "Re-ranking k2.")
-    lambda_value: float = _opt(0.3, "Re-ranking weight of the original distance, in [0, 1].", flag="--lambda")
+    k1: int = _opt(20, "Re-ranking k1.", min=1)
+    k2: int = _opt(6, "Re-ranking k2.", min=1)
+    lambda_value: float = _opt(
+        0.3, "Re-ranking weight of the original distance, in [0, 1].", flag="--lambda", min=0.0, max=1.0
+    )
     ensemble: list[str] = _opt([], "Snapshots of the run to combine, e.g. epoch_010.pt,epoch_015.pt,last.pt.")
     ensemble_mode: str = _opt("weights", "How to combine the snapshots.", choices=ENSEMBLE_MODES)
-    ranked_lists: int = _opt(8, "Ranked-list images of this many random queries.")
+    ranked_lists: int = _opt(8, "Ranked-list images of this many random queries.", min=0)
 
     def __post_init__(self) -> None:
-        if isinstance(self.scales, (int, float)):
+        """Every value converted and checked by reid.config_fields, as a YAML `test:` section is at load."""
+        if isinstance(self.scales, (int, float)) and not isinstance(self.scales, bool):
             self.scales = [self.scales]
-        try:
-            self.scales = [float(s) for s in self.scales]
-        except (TypeError, ValueError):
-            raise ConfigError(f"test.scales: need numbers, got {self.scales!r}") from None
-        if not self.scales or any(not (math.isfinite(s) and 0.0 < s <= 4.0) for s in self.scales):
-            raise ConfigError(f"test.scales: need one or more scales in (0, 4], got {self.scales}")
-        for name in ("pool_lambda", "leaky_slope"):
-            value = getattr(self, name)
-            if value is not None and not (_number(value) and 0.0 <= value <= 1.0):
-                raise ConfigError(f"test.{name}: must be in [0, 1], got {value}")
-        if not (_number(self.beta) and math.isfinite(self.beta) and self.beta >= 0.0):
-            raise ConfigError(f"test.beta: must be >= 0, got {self.beta}")
-        for name, choices in (("qe", QE_MODES), ("ensemble_mode", ENSEMBLE_MODES)):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"test.{name}: unknown {getattr(self, name)!r} ({', '.join(choices)})")
-        for name, low in (("qe_k", 1), ("k1", 1), ("k2", 1), ("ranked_lists", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"test.{name}: must be an integer >= {low}, got {value!r}")
-        if not (_number(self.qe_alpha) and math.isfinite(self.qe_alpha) and self.qe_alpha >= 0):
-            raise ConfigError(f"test.qe_alpha: must be >= 0, got {self.qe_alpha}")
-        if not (_number(self.lambda_value) and 0.0 <= self.lambda_value <= 1.0):
-            raise ConfigError(f"test.lambda_value: must be in [0, 1], got {self.lambda_value}")
         if isinstance(self.ensemble, str):
             self.ensemble = [self.ensemble]
-        self.ensemble = [str(n).strip() for n in self.ensemble if str(n).strip()]
+        hints = typing.get_type_hints(TestConfig)
+        for spec_ in dataclasses.fields(self):
+            value = getattr(self, spec_.name)
+            value = list(value) if isinstance(value, tuple) else value
+            setattr(self, spec_.name, check_value(value, spec_, hints[spec_.name], f"test.{spec_.name}"))
+        if not self.scales:
+            raise ConfigError("test.scales: need one or more scales in (0, 4], got []")
+        self.ensemble = [name.strip() for name in self.ensemble if name.strip()]
 
     # -- views ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -136,10 +130,6 @@ class TestConfig:
         if self.rerank:
             parts.append(f"rerank(k1={self.k1},k2={self.k2},l={self.lambda_value:g})")
         return "+".join(parts) or "none"
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 DEFAULTS = TestConfig()

@@ -14,10 +14,10 @@ MAX_LINES = 400
 
 # Bottom to top. A module may import its own layer and the layers below, never one above.
 LAYERS = [
-    ("reid.errors",),
+    ("reid.errors", "reid.io.atomic", "reid.io.fingerprint"),  # primitives: errors, atomic writes, hashes
     ("reid.data",),
     ("reid.io",),
-    ("reid.config", "reid.test_time"),
+    ("reid.config", "reid.config_fields", "reid.test_time"),
     ("reid.models", "reid.losses", "reid.evaluation"),
     ("reid.inference",),
     ("reid.engine",),

@@ -139,11 +139,11 @@ def test_ablation_writes_a_row_per_strategy_and_reuses_the_test_numbers(run_with
     "args, message",
     [
         (["--scales", "1.0,big"], "--scales '1.0,big': expected comma-separated numbers"),
-        (["--pool-lambda", "1.5"], "test.pool_lambda: must be in [0, 1], got 1.5"),
-        (["--leaky-slope", "2"], "test.leaky_slope: must be in [0, 1]"),
+        (["--pool-lambda", "1.5"], "test.pool_lambda: expected 0.0..1.0, got 1.5"),
+        (["--leaky-slope", "2"], "test.leaky_slope: expected 0.0..1.0"),
         (["--ensemble", "last.pt"], "--ensemble: give at least two checkpoints"),
         (["--ensemble", "last.pt,epoch_077.pt"], "epoch_077.pt not found"),
-        (["--k1", "0"], "test.k1: must be an integer >= 1"),
+        (["--k1", "0"], "test.k1: expected >= 1, got 0"),
     ],
 )
 def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, args, message):

@@ -44,12 +44,12 @@ def test_alpha_qe_expands_both_sides_and_dba_only_the_gallery():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(qe="beta"), "test.qe: unknown 'beta'"),
-        (dict(qe_k=0), "test.qe_k: must be an integer >= 1"),
-        (dict(k2=0), "test.k2: must be an integer >= 1"),
-        (dict(lambda_value=1.5), r"test.lambda_value: must be in \[0, 1\]"),
-        (dict(ensemble_mode="vote"), "test.ensemble_mode: unknown 'vote'"),
-        (dict(ranked_lists=-1), "test.ranked_lists: must be an integer >= 0"),
+        (dict(qe="beta"), "test.qe: expected one of none, alpha, dba, got 'beta'"),
+        (dict(qe_k=0), "test.qe_k: expected >= 1"),
+        (dict(k2=0), "test.k2: expected >= 1"),
+        (dict(lambda_value=1.5), "test.lambda_value: expected 0.0..1.0"),
+        (dict(ensemble_mode="vote"), "test.ensemble_mode: expected one of weights, features, concat"),
+        (dict(ranked_lists=-1), "test.ranked_lists: expected >= 0"),
     ],
 )
 def test_bad_post_options_are_config_errors(kwargs, message):

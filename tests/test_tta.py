@@ -157,9 +157,9 @@ def test_beta_mixing_keeps_the_norm_information():
     [
         (dict(scales=()), "test.scales"),
         (dict(scales=(1.0, -1.0)), "test.scales"),
-        (dict(pool_lambda=1.5), "test.pool_lambda: must be in"),
-        (dict(leaky_slope=-0.1), "test.leaky_slope: must be in"),
-        (dict(beta=-1.0), "test.beta: must be >= 0"),
+        (dict(pool_lambda=1.5), "test.pool_lambda: expected 0.0..1.0"),
+        (dict(leaky_slope=-0.1), "test.leaky_slope: expected 0.0..1.0"),
+        (dict(beta=-1.0), "test.beta: expected >= 0"),
     ],
 )
 def test_bad_options_are_config_errors(kwargs, message):

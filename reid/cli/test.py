@@ -6,7 +6,7 @@ import click
 
 from reid.test_time import click_options
 
-from .common import device_option, format_metrics_table, pick_device
+from .common import bad_image_options, device_option, format_metrics_table, pick_device
 
 # Every test-time option of the schema; each defaults to the run's `test:` section.
 OPTIONS = (
@@ -24,8 +24,21 @@ OPTIONS = (
 @click.option("--seed", default=0, show_default=True, help="Seed for choosing the ranked-list queries.")
 @click.option("--batch-size", default=128, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: the run folder).")
+@bad_image_options
 @device_option
-def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str, ablation: bool, seed: int, **opts):
+def test(
+    checkpoint: str,
+    dataset,
+    data_root,
+    batch_size: int,
+    out,
+    device: str,
+    ablation: bool,
+    seed: int,
+    skip_bad: bool,
+    verify_images: bool,
+    **opts,
+):
     """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol."""
     from reid.evaluation.tables import format_ablation_table
     from reid.inference import checkpoint_eval
@@ -40,6 +53,8 @@ def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str,
         batch_size,
         out,
         ablation,
+        skip_bad=skip_bad,
+        verify_images=verify_images,
     )
     if ablation:
         rows = checkpoint_eval.ablation(run, log=lambda s: click.echo(s, err=True))

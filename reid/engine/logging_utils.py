@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from reid.io.atomic import write_text_atomic
+from reid.io.atomic import append_line, write_text
 from reid.io.run_folder import RunFolder
 
 from .plots import plot_curves
@@ -51,7 +51,7 @@ def truncate_metrics(path: Path, last_epoch: int) -> list[dict[str, Any]]:
     """Rewrite metrics.jsonl to hold only epochs <= last_epoch (the ones a checkpoint covers)."""
     records = read_metrics(path, last_epoch)
     if path.is_file():
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 
@@ -114,8 +114,7 @@ class RunLog:
             self.records.append(record)
             return
         self.log.info(json.dumps(record))
-        with open(self.run.metrics_log, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_line(self.run.metrics_log, json.dumps(record))
         self.records.append(record)
         self.tb.scalars(record, record["epoch"], "epoch/")
 
@@ -127,7 +126,7 @@ class RunLog:
         """metrics.json and the final plots."""
         if self.run is None:
             return
-        write_text_atomic(self.run.summary, json.dumps(history, indent=2))
+        write_text(self.run.summary, json.dumps(history, indent=2))
         if self.plots:
             plot_curves(read_metrics(self.run.metrics_log), self.run.plots)
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from reid.config import Config, save_config
 from reid.data.datasets import build_dataset
+from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
@@ -46,7 +47,9 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     run = _run_folder(config, run_dir, resume, dist)
 
     seed_everything(cfg.seed)
-    dataset = build_dataset(data.dataset, data.root)
+    dataset = build_dataset(data.dataset, data.root, skip_bad=data.skip_bad, verify_images=data.verify_images)
+    if not data.verify_images:  # a cheap check up front: the evaluation after the last epoch must not fail
+        verify_splits(dataset, skip_bad=data.skip_bad)
     train, val_query, val_gallery = carve_validation(dataset.train, data.val_identities, cfg.seed)
     check_options(config, bool(val_query))
     num_classes = len({r.pid for r in train})
@@ -55,7 +58,7 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     try:
         loader = train_loader(
             train, transform, data.identities_per_batch, data.instances_per_identity, cfg.seed, data.workers,
-            rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda",
+            rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda", skip_bad=data.skip_bad,
         )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(f"data.identities_per_batch: {exc}") from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reid.data.datasets.base import Record
-from reid.io.atomic import write_text_atomic
+from reid.io.atomic import write_text
 from reid.test_time import DEFAULTS, FEATURE_FIELDS, POST_FIELDS, TestConfig
 
 from .pipeline import FeatureBank, Models
@@ -128,4 +128,4 @@ def ablation_json(rows: Sequence[AblationRow], extra: dict | None = None) -> dic
 
 def write_ablation(path: str | Path, rows: Sequence[AblationRow], extra: dict | None = None) -> None:
     """ablation.json, written atomically."""
-    write_text_atomic(path, json.dumps(ablation_json(rows, extra), indent=2))
+    write_text(path, json.dumps(ablation_json(rows, extra), indent=2))

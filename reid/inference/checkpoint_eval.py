@@ -47,13 +47,20 @@ def prepare(
     batch_size: int = 128,
     out: str | None = None,
     ablation: bool = False,
+    skip_bad: bool = False,
+    verify_images: bool = False,
 ) -> CheckpointEval:
-    """Load the checkpoint (file or run folder); `changes` maps the run's `test:` settings to the ones to use."""
+    """Load the checkpoint (file or run folder); `changes` maps the run's `test:` settings to the ones to use.
+
+    skip_bad / verify_images: how the data set's bad images are handled (reid.data.datasets.build_dataset).
+    """
     from reid.data.datasets import build_dataset
 
     model, pre, config, _ = load_model(checkpoint, device)
     settings = changes(config.test)
-    data = build_dataset(dataset or config.data.dataset, data_root or config.data.root)
+    data = build_dataset(
+        dataset or config.data.dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
+    )
     path = Path(checkpoint)
     folder = Path(out) if out else (path if path.is_dir() else path.parent)
     folder.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reid.data.boxes import boxes_from_tlwh, clip_boxes, crop_boxes
+from reid.data.boxes import as_xyxy, boxes_from_tlwh, clip_boxes, crop_boxes
 from reid.data.image_io import read_image, to_bgr
 from reid.data.transforms import Preprocess
 from reid.errors import DataError
@@ -38,6 +38,8 @@ def _as_bgr(image: ImageLike, color: str, index: int) -> np.ndarray:
     """One input (path or uint8 array in `color` order) as a BGR uint8 (H, W, 3) array."""
     if isinstance(image, (str, Path)):
         return read_image(image)
+    if image is None:
+        raise DataError(f"image {index}: got None (cv2.imread returns None for a missing or unreadable file)")
     if not isinstance(image, np.ndarray):
         raise DataError(f"image {index}: expected a uint8 array or a file path, got {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
@@ -93,6 +95,8 @@ class FeatureExtractor:
     ) -> None:
         from reid.models.loading import load_model
 
+        if not isinstance(checkpoint, (str, Path)):
+            raise DataError(f"checkpoint: expected a file or run folder path, got {type(checkpoint).__name__}")
         model, pre, _, _ = load_model(checkpoint, "cpu")
         self._setup(model, pre, device, batch_size, half, options, channels_last)
 
@@ -166,13 +170,18 @@ class FeatureExtractor:
             out[start : start + len(chunk)] = self._embed(batch).numpy()
         return out
 
-    def from_frame(self, frame: np.ndarray, boxes_xyxy: np.ndarray, color: str = "bgr") -> np.ndarray:
-        """Features (N, D) of the boxes (N, 4) x0, y0, x1, y1 (pixels) in one frame (H, W, 3).
+    def from_frame(
+        self, frame: np.ndarray, boxes: np.ndarray, color: str = "bgr", box_format: str = "xyxy"
+    ) -> np.ndarray:
+        """Features (N, D) of the boxes (N, 4) in one frame (H, W, 3).
 
-        Boxes are clipped to the frame; a box left empty by clipping uses the nearest 1x1
-        pixel (see `clip_boxes`). No boxes: a (0, D) array.
+        box_format: "xyxy" (x0, y0, x1, y1 pixels, the default) or "tlwh" (x, y, w, h as in
+        MOT files); an inverted xyxy box is a DataError. Boxes are clipped to the frame; a box
+        left empty by clipping uses the nearest 1x1 pixel (see `clip_boxes`). No boxes: (0, D).
         """
-        return self(crop_boxes(frame, boxes_xyxy), color=color)
+        if frame is None:
+            raise DataError("frame: got None (cv2.imread returns None for a missing or unreadable file)")
+        return self(crop_boxes(frame, as_xyxy(boxes, box_format)), color=color)
 
     def __repr__(self) -> str:
         pre = self.pre
@@ -186,4 +195,4 @@ def _default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-__all__ = ["FeatureExtractor", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]
+__all__ = ["FeatureExtractor", "as_xyxy", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]

@@ -39,7 +39,7 @@ def read_features(path: str | Path) -> FeatureSet:
             missing = [k for k in ("features", "pids", "camids", "paths") if k not in h5]
             if missing:
                 raise DataError(f"{path}: not a reid feature file (missing {', '.join(missing)})")
-            return FeatureSet(
+            fs = FeatureSet(
                 features=h5["features"][()].astype(np.float32, copy=False),
                 pids=h5["pids"][()],
                 camids=h5["camids"][()],
@@ -48,6 +48,23 @@ def read_features(path: str | Path) -> FeatureSet:
             )
     except OSError as exc:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+    _check_rows(fs, path)
+    return fs
+
+
+def _check_rows(fs: FeatureSet, path: Path) -> None:
+    """Features must be (N >= 1, D) and finite: NaN rows would rank arbitrarily downstream."""
+    if fs.features.ndim != 2 or len(fs.features) == 0:
+        raise DataError(f"{path}: no features (shape {fs.features.shape}); extract them again")
+    if not (len(fs.pids) == len(fs.camids) == len(fs.paths) == len(fs.features)):
+        raise DataError(f"{path}: features, pids, camids and paths have different lengths")
+    finite = np.isfinite(fs.features).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(
+            f"{path}: {len(bad)} row(s) with NaN or infinite features, first row {int(bad[0])} "
+            f"({fs.paths[int(bad[0])]}); extract them again"
+        )
 
 
 def _attr_value(value: Any) -> Any:
@@ -130,6 +147,8 @@ class PartialFeatureWriter:
             raise ValueError(f"finish() after {self.rows_done} of {self.total} rows")
         del self.h5.attrs["rows_done"]
         self.h5.close()
+        with open(self.partial, "rb+") as handle:  # on disk before the rename (as reid.io.atomic does)
+            os.fsync(handle.fileno())
         os.replace(self.partial, self.path)
         return self.path
 
