@@ -32,9 +32,7 @@ def finalize_features(raw: np.ndarray, beta: float = 0.0) -> np.ndarray:
 
 
 @torch.no_grad()
-def embed_batch(
-    model: torch.nn.Module, images: torch.Tensor, options: TestConfig = DEFAULTS
-) -> torch.Tensor:
+def embed_batch(model: torch.nn.Module, images: torch.Tensor, options: TestConfig = DEFAULTS) -> torch.Tensor:
     """Final embeddings (B, D) of a normalised batch (B, 3, H, W) under all switches of `options`."""
     return mix_embeddings(view_average(model, images, *options.network_key()), options.beta)
 
