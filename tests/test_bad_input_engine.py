@@ -133,6 +133,7 @@ trainer_module.build_loss = build_loss
 """
 
 
+@pytest.mark.slow
 def test_nan_loss_keeps_the_last_checkpoint_and_resume_continues(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
     overrides = tiny_config_overrides(tiny_root, tmp_path) + ["train.eval_before=false", "train.plots=false"]

@@ -8,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -65,6 +66,7 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_on_disjoint_batches(tiny_root, tmp_path):
     mp.spawn(_worker, args=(_free_port(), str(tiny_root), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]

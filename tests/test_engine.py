@@ -40,6 +40,7 @@ def full_run(tiny_root, tmp_path_factory):
     return trainer, history
 
 
+@pytest.mark.slow
 def test_best_snapshots_and_ema_files_have_the_last_pt_layout(full_run):
     trainer, history = full_run
     ckpt = trainer.ckpt_dir
@@ -59,6 +60,7 @@ def test_best_snapshots_and_ema_files_have_the_last_pt_layout(full_run):
     assert set(history) >= {"final", "final_val", "final_ema", "best_epoch"}
 
 
+@pytest.mark.slow
 def test_reload_point_divides_the_lr_and_logs_the_reload(full_run):
     trainer, _ = full_run
     lines = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -66,6 +68,7 @@ def test_reload_point_divides_the_lr_and_logs_the_reload(full_run):
     assert "epoch 3: reloaded best.pt" in (trainer.run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_plots_are_written(full_run):
     trainer, _ = full_run
     for name in ("loss.png", "metrics.png"):
@@ -73,6 +76,7 @@ def test_plots_are_written(full_run):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
+@pytest.mark.slow
 def test_reload_best_copies_the_best_weights_into_the_model(full_run, tmp_path):
     trainer, _ = full_run
     best = load_checkpoint(trainer.ckpt_dir / "best.pt")

@@ -78,6 +78,7 @@ def _assert_same_final_state(a: Path, b: Path, epochs: int = 5) -> None:
     assert [_deterministic(r) for r in _epochs(a)] == [_deterministic(r) for r in _epochs(b)]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tiny_root, tmp_path):
     overrides = tiny_config_overrides(tiny_root, tmp_path) + EXTRA
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -111,6 +112,7 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_crash_inside_an_epoch_resumes_from_the_mid_epoch_checkpoint(tiny_root, tmp_path, monkeypatch):
     """A crash after step 8 (step 3 of epoch 2; 5-step epochs) resumes from step 2 of that epoch, not its start."""
     overrides = tiny_config_overrides(tiny_root, tmp_path) + EXTRA + ["data.workers=1", "train.epochs=3"]
