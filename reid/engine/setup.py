@@ -35,7 +35,6 @@ from .warmup import ClassifierWarmup, label_smoothing
 def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progress: bool, resume: bool):
     """A `cls` (Trainer) for `config`; the run folder is created (or resumed) by rank 0 only."""
     cfg, data = config.train, config.data
-    check_options(config, has_val=data.val_identities > 0)  # cross-field checks, before any data is read
     wanted = resolve_device(cfg.device)
     dist = init_distributed(cfg.dist_backend, use_cuda=wanted.type == "cuda")
     device = torch.device("cuda", dist.local_rank) if dist.enabled and wanted.type == "cuda" else wanted
@@ -52,6 +51,7 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     if not data.verify_images:  # a cheap check up front: the evaluation after the last epoch must not fail
         verify_splits(dataset, skip_bad=data.skip_bad)
     train, val_query, val_gallery = carve_validation(dataset.train, data.val_identities, cfg.seed)
+    check_options(config, bool(val_query))
     num_classes = len({r.pid for r in train})
     pre = Preprocess(height=data.height, width=data.width)
     transform = TrainTransform(pre, flip=data.flip, pad=data.pad, erasing=data.random_erasing)
