@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from reid.evaluation.distance import l2_normalize, to_tensor
+from reid.test_time import DEFAULTS  # the re-ranking defaults live in the test-time schema
 
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
 
@@ -45,9 +46,9 @@ _PAIR_BUDGET = 1 << 22  # query x gallery joins handled at once in the Jaccard s
 def k_reciprocal(
     q_feats: np.ndarray | torch.Tensor,
     g_feats: np.ndarray | torch.Tensor,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = DEFAULTS.k1,
+    k2: int = DEFAULTS.k2,
+    lambda_value: float = DEFAULTS.lambda_value,
     *,
     normalize: bool = True,
     device: str | torch.device | None = None,
@@ -83,9 +84,9 @@ def k_reciprocal_from_distances(
     q_g: np.ndarray | torch.Tensor,
     q_q: np.ndarray | torch.Tensor,
     g_g: np.ndarray | torch.Tensor,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = DEFAULTS.k1,
+    k2: int = DEFAULTS.k2,
+    lambda_value: float = DEFAULTS.lambda_value,
     *,
     square: bool = False,
     device: str | torch.device | None = None,
