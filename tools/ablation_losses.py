@@ -127,7 +127,7 @@ def run_one(args: argparse.Namespace, root: Path, recipe: str, seed: int) -> dic
         history, seconds = json.loads(done.read_text()), float(timing.read_text())
     else:
         start = time.perf_counter()
-        history = Trainer(config, run_dir=run_dir, progress=False, resume=run_dir.is_dir()).fit()
+        history = Trainer.from_config(config, run_dir=run_dir, progress=False, resume=run_dir.is_dir()).fit()
         seconds = time.perf_counter() - start
         write_text(timing, f"{seconds:.1f}\n")
     row = {"seed": seed, "seconds": seconds, "test": history["final"], "val": history.get("final_val")}

@@ -35,7 +35,8 @@ def _options(cls: type[nn.Module]) -> set[str]:
 class CombinedLoss(nn.Module):
     """sum_k weight_k * loss_k(inputs_k); forward returns (total, {name: float value of loss_k}).
 
-    Routing: "group" gets (embeddings, logits, labels, generator=...), "ce" gets (logits, labels),
+    Routing: "group" gets (embeddings, logits, labels) and draws its anchors from the global RNG
+    (call GroupLoss directly to pass a generator), "ce" gets (logits, labels),
     "triplet", "ranked_list" and "center" get (embeddings, labels). The parts are the unweighted
     term values (detached floats, for logging); "group" also reports "group.nll" and "group.ce".
     """
@@ -50,12 +51,16 @@ class CombinedLoss(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{name}: {weight}" for name, weight in self.weights.items())
 
+    @property
+    def uses_logits(self) -> bool:
+        """Whether any term reads the classifier logits (a metric-only loss leaves the classifier unused)."""
+        return any(LOSSES[name][1] in ("logits", "both") for name in self.terms)
+
     def forward(
         self,
         embeddings: torch.Tensor | None,
         logits: torch.Tensor | None,
         labels: torch.Tensor,
-        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         total: torch.Tensor | None = None
         parts: dict[str, float] = {}
@@ -66,7 +71,7 @@ class CombinedLoss(nn.Module):
             if needs in ("logits", "both") and logits is None:
                 raise ValueError(f"loss '{name}' needs logits, got None")
             if name == "group":
-                nll, ce = module.terms(embeddings, logits, labels, generator=generator)
+                nll, ce = module.terms(embeddings, logits, labels)
                 value = module.propagation_weight * nll + module.ce_weight * ce
                 parts["group.nll"], parts["group.ce"] = float(nll.detach()), float(ce.detach())
             elif needs == "logits":

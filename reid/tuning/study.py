@@ -51,13 +51,12 @@ def _optuna():
 class _TrialTrainer(Trainer):
     """A Trainer that reports each validation result to its trial and stops when the pruner says so."""
 
-    def __init__(self, *args: Any, trial: Any, metric: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.trial, self.metric = trial, metric
+    trial: Any = None  # set after Trainer.from_config builds it
+    metric: str = "mAP"
 
     def _end_epoch(self, epoch: int, record: dict) -> None:
         super()._end_epoch(epoch, record)
-        if record.get("val"):
+        if record.get("val") and self.trial is not None:
             self.trial.report(float(record["val"][self.metric]), epoch + 1)
             if self.trial.should_prune():
                 raise _optuna().TrialPruned(f"pruned after epoch {epoch + 1}")
@@ -132,7 +131,8 @@ def _objective(study: Any, trial: Any, args: dict) -> float:
     run_dir = Path(args["out_dir"]) / "trials" / f"trial_{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
     config.train.run_name = run_dir.name
-    trainer = _TrialTrainer(config, run_dir=run_dir, progress=False, trial=trial, metric=space.metric)
+    trainer = _TrialTrainer.from_config(config, run_dir=run_dir, progress=False)
+    trainer.trial, trainer.metric = trial, space.metric
     history = trainer.fit()
     trial.set_user_attr("test", history.get("final"))  # recorded, never used to choose
     return float(history["final_val"][space.metric])
