@@ -21,6 +21,7 @@ LAYERS = [
     ("reid.models", "reid.losses", "reid.evaluation"),
     ("reid.inference",),
     ("reid.engine",),
+    ("reid.tuning",),  # hyperparameter search on top of the trainer
     ("reid.cli", "reid.__main__"),
 ]
 
