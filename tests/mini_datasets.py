@@ -206,23 +206,27 @@ def make_custom_csv(root: Path, name: str = "labels.csv") -> Expected:
 CUB_CLASSES = {3: 2, 100: 3, 101: 2, 150: 1, 200: 3}  # class -> images; 1-100 train, 101-200 test
 
 
-def make_cub(root: Path, folder: str = "CUB_200_2011") -> Expected:
-    """CUB-200-2011: images.txt + image_class_labels.txt (ids 1..N), images/<class folder>/, README."""
+def make_cub(
+    root: Path, folder: str = "CUB_200_2011", classes: dict[int, int] | None = None, size: tuple[int, int] = (16, 8)
+) -> Expected:
+    """CUB-200-2011: images.txt + image_class_labels.txt (ids 1..N), images/<class folder>/, README.
+    `classes` (class -> images) replaces the default miniature; images are `size` (h, w)."""
     base = root / folder
+    classes = classes or CUB_CLASSES
     lines, labels, i = [], [], 0
-    for cls, count in CUB_CLASSES.items():
+    for cls, count in classes.items():
         for j in range(count):
             i += 1
             rel = f"{cls:03d}.Bird_{cls}/Bird_{cls}_{j:04d}.jpg"
-            write_image(base / "images" / rel, seed=_seed("cub", i))
+            write_image(base / "images" / rel, seed=_seed("cub", i), size=size)
             lines.append(f"{i} {rel}")
             labels.append(f"{i} {cls}")
     (base / "images.txt").write_text("\n".join(lines) + "\n")
     (base / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
     (base / "train_test_split.txt").write_text("".join(f"{k} 1\n" for k in range(1, i + 1)))
     (base / "README").write_text("CUB miniature\n")
-    train = [(c, n) for c, n in CUB_CLASSES.items() if c <= 100]
-    test = [(c, n) for c, n in CUB_CLASSES.items() if c > 100]
+    train = [(c, n) for c, n in classes.items() if c <= 100]
+    test = [(c, n) for c, n in classes.items() if c > 100]
     test_counts = (len(test), sum(n for _, n in test))
     return Expected(
         base, {"train": (len(train), sum(n for _, n in train)), "query": test_counts, "gallery": test_counts}, 1

@@ -48,10 +48,12 @@ def _pick(cli_value, config_value):
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: the run folder).")
 @device_option
 def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str, ablation: bool, seed: int, **opts):
-    """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol."""
+    """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol; on CUB-200-2011,
+    Cars196, SOP and In-Shop Recall@K, MAP@R and NMI under their retrieval protocol."""
     from reid.data.datasets import build_dataset
     from reid.engine.evaluate import FeatureBank, score_features
     from reid.errors import ReidError
+    from reid.evaluation.protocol import protocol_for
     from reid.models.loading import load_model
 
     dev = pick_device(device)
@@ -65,9 +67,19 @@ def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str,
     snapshots = _snapshot_paths(checkpoint, ensemble, ablation)
     if snapshots:
         model_sets.update(_ensemble_sets(snapshots, pre, dev))
+    if ablation and protocol_for(data.name).retrieval:
+        raise fail(f"--ablation: only the re-ID protocol so far, not {data.name}'s retrieval protocol")
     if ablation:
         return _run_ablation(bank, model_sets, options, post, mode, data, folder, checkpoint)
     models = model_sets[mode if ensemble else "single"]
+    protocol = protocol_for(data.name)
+    if protocol.retrieval:
+        from .test_retrieval import retrieval_post, run_retrieval_test
+
+        label = Path(checkpoint).name + (f" ensemble({mode}, {len(models)})" if ensemble else "")
+        record = {"dataset": data.name, "checkpoint": str(checkpoint), "mode": mode if ensemble else None}
+        post = retrieval_post(post, protocol, opts, config.test)
+        return run_retrieval_test(bank, models, label, data, protocol, options, post, folder, record)
     try:
         q, g, extract_s = bank.features(models, options, "concat" if mode == "concat" else "features")
         result, distmat, post_s = score_features(q, g, data.query, data.gallery, options.metric, post)

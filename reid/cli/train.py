@@ -46,5 +46,8 @@ def train(
         rows["untrained"] = history["untrained"]
     rows[f"trained ({config.train.epochs} ep)"] = history["final"]
     click.echo(f"\n{config.data.dataset} query/gallery, {config.model.backbone}:")
-    click.echo(format_metrics_table(rows))
+    columns = None
+    if trainer.protocol.retrieval:  # Recall@K and MAP@R (NMI: `reid test`)
+        columns = [f"recall@{k}" for k in trainer.protocol.ks] + ["map@r", "nmi"]
+    click.echo(format_metrics_table(rows, columns))
     click.echo(f"\nrun folder: {trainer.run_dir}")

@@ -13,6 +13,8 @@ from reid.data.datasets.base import Record
 from reid.data.transforms import Preprocess
 from reid.errors import ConfigError
 from reid.evaluation import RankResult, evaluate_rank
+from reid.evaluation.protocol import Protocol, check_rerank_size, retrieval_metrics
+from reid.evaluation.retrieval import RetrievalResult
 from reid.inference.ensemble import combine_features
 from reid.inference.features import TestTimeOptions, extract_features, finalize_features, pairwise_distance
 
@@ -131,7 +133,8 @@ class FeatureBank:
             )
             start = time.perf_counter()
             q = extract_features(model, self.query, desc="query", **kwargs)
-            g = extract_features(model, self.gallery, desc="gallery", **kwargs)
+            # the all-vs-all retrieval protocol passes one list as query and gallery: extract it once
+            g = q if self.gallery is self.query else extract_features(model, self.gallery, desc="gallery", **kwargs)
             self._raw[key] = (q, g, time.perf_counter() - start)
         return self._raw[key]
 
@@ -186,3 +189,54 @@ def evaluate_model(
     q = extract_features(model, query, desc="query", **kwargs)
     g = extract_features(model, gallery, desc="gallery", **kwargs)
     return rank_metrics(retrieval_distance(q, g, options.metric, post), query, gallery)
+
+
+def score_retrieval(
+    q: np.ndarray,
+    g: np.ndarray,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    protocol: Protocol,
+    metric: str = "cosine",
+    post: PostProcess = PostProcess(),
+    with_nmi: bool = True,
+    seed: int = 0,
+) -> tuple[RetrievalResult, float]:
+    """(Recall@K / MAP@R / NMI under a retrieval `protocol`, seconds spent on QE / re-ranking / metrics).
+
+    For "all-vs-all", `query` is `gallery` (one test list) and q, g the same features. Without
+    re-ranking no distance matrix is held whole; re-ranking builds it dense (size-checked first).
+    """
+    start = time.perf_counter()
+    q, g = expand_queries(q, g, post)
+    distances = None
+    if post.rerank:
+        from reid.inference.rerank import k_reciprocal
+
+        check_rerank_size(len(q), len(g))
+        distances = k_reciprocal(
+            q, g, k1=post.k1, k2=post.k2, lambda_value=post.lambda_value, normalize=metric == "cosine"
+        )
+    q_labels, g_labels = np.array([r.pid for r in query]), np.array([r.pid for r in gallery])
+    result = retrieval_metrics(protocol, q, q_labels, g, g_labels, metric, distances, with_nmi=with_nmi, seed=seed)
+    return result, time.perf_counter() - start
+
+
+def evaluate_model_retrieval(
+    model: torch.nn.Module,
+    protocol: Protocol,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    pre: Preprocess,
+    device: torch.device | str,
+    batch_size: int = 128,
+    workers: int = 0,
+    options: TestTimeOptions = TestTimeOptions(),
+    progress: bool = True,
+    with_nmi: bool = True,
+) -> RetrievalResult:
+    """Recall@K, MAP@R (and NMI) of `model` under a retrieval protocol; an all-vs-all split
+    (`gallery is query`) is extracted once."""
+    bank = FeatureBank(query, gallery, pre, device, batch_size=batch_size, workers=workers, progress=progress)
+    q, g, _ = bank.features([("model", model)], options)
+    return score_retrieval(q, g, query, gallery, protocol, options.metric, with_nmi=with_nmi)[0]

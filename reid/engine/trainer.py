@@ -7,6 +7,7 @@ import json
 import os
 import time
 import warnings
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from reid.data.datasets import build_dataset
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
+from reid.evaluation.protocol import protocol_for
 from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
@@ -35,7 +37,7 @@ from .distributed import (
     init_distributed,
 )  # fmt: skip
 from .ema import ModelEMA
-from .evaluate import evaluate_model
+from .evaluate import evaluate_model, evaluate_model_retrieval
 from .logging_utils import TensorBoard, read_metrics, run_logger, truncate_metrics
 from .options import check_options, resolve_device
 from .plots import plot_curves
@@ -104,7 +106,10 @@ class Trainer:
         for warning in dataset.warnings if self.is_main else []:
             self.log.warning("%s", warning)
             tqdm.write(f"warning: {warning}")
-        train, self.val_query, self.val_gallery = carve_validation(dataset.train, data.val_identities, cfg.seed)
+        self.protocol = protocol_for(dataset.name)  # retrieval sets: Recall@K / MAP@R, best.pt on Recall@1
+        train, self.val_query, self.val_gallery = carve_validation(
+            dataset.train, data.val_identities, cfg.seed, all_vs_all=self.protocol.retrieval
+        )
         check_options(config, bool(self.val_query))
         self.test_query, self.test_gallery = dataset.query, dataset.gallery
         self.num_classes = len({r.pid for r in train})
@@ -344,13 +349,21 @@ class Trainer:
             self.scheduler.step()
         return record
 
-    def evaluate(self, split: str = "test", model: torch.nn.Module | None = None) -> dict | None:
-        """Rank-1/5/10, mAP, mINP on the val or test split, computed by rank 0 and shared with all."""
+    def evaluate(self, split: str = "test", model: torch.nn.Module | None = None, final: bool = False) -> dict | None:
+        """Rank-1/5/10, mAP, mINP on the val or test split (Recall@K, MAP@R for retrieval sets,
+        NMI at the final test only), computed by rank 0 and shared with all."""
         result = None
         if self.is_main:
             query, gallery = (
                 (self.val_query, self.val_gallery) if split == "val" else (self.test_query, self.test_gallery)
             )
+            if self.protocol.retrieval:
+                protocol = self.protocol if split == "test" else replace(self.protocol, name="all-vs-all")
+                result = evaluate_model_retrieval(
+                    model or self.model, protocol, query, gallery, self.pre, self.device,
+                    batch_size=self.config.train.batch_size_test, progress=self.progress, with_nmi=final,
+                ).as_dict()  # fmt: skip
+        if self.is_main and not self.protocol.retrieval:
             result = evaluate_model(
                 model or self.model, query, gallery, self.pre, self.device,
                 batch_size=self.config.train.batch_size_test, workers=0, progress=self.progress,
@@ -364,11 +377,12 @@ class Trainer:
         evaluated = bool(cfg.eval_every and done % cfg.eval_every == 0) or last
         if evaluated:
             split = "val" if self.val_query else "test"
-            self.last_metrics = record[split] = self.evaluate(split)
+            self.last_metrics = record[split] = self.evaluate(split, final=last and split == "test")
             if self.ema is not None:
                 record[f"{split}_ema"] = self.evaluate(split, self.ema.module)
-            if split == "val" and self.last_metrics["mAP"] > self.best_score:  # never selected on query/gallery
-                self.best_score, self.best_epoch = self.last_metrics["mAP"], done
+            score = self.last_metrics[self.protocol.select_key]
+            if split == "val" and score > self.best_score:  # never selected on query/gallery
+                self.best_score, self.best_epoch = score, done
                 self._save(self.state(done), "best.pt")
         if done in cfg.snapshot_epochs:
             self._save(self.snapshot(done), f"epoch_{done:03d}.pt")
@@ -400,7 +414,7 @@ class Trainer:
             self.history["best_epoch"] = self.best_epoch
             if self.val_query:
                 self.history["final_val"] = self.last_metrics
-                self.history["final"] = self.evaluate("test")
+                self.history["final"] = self.evaluate("test", final=True)
             else:
                 self.history["final"] = self.last_metrics
             if self.ema is not None:
