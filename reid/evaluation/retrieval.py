@@ -210,14 +210,20 @@ def normalized_mutual_info(labels_true, labels_pred) -> float:
     return float(max(mi, 0.0) / ((h_a + h_b) / 2))
 
 
-def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 100) -> np.ndarray:
-    """(N,) cluster ids from scipy's k-means (k-means++ start, seeded)."""
-    from scipy.cluster.vq import kmeans2
+# above this many clusters k-means starts from random points: k-means++ seeding costs O(N k D log k)
+# (SOP-sampled, 10,000 x 1,870 x 512: 142 s vs 3.6 s on the loaded 2-core development machine)
+KMEANS_PLUS_PLUS_MAX_K = 256
 
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 300) -> np.ndarray:
+    """(N,) cluster ids from scikit-learn's k-means (Lloyd, BLAS distances, one seeded start)."""
+    from sklearn.cluster import KMeans
+
+    init = "k-means++" if k <= KMEANS_PLUS_PLUS_MAX_K else "random"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "one of the clusters is empty": kept as is
-        _, assign = kmeans2(x.astype(np.float64), k, iter=iters, minit="++", seed=np.random.default_rng(seed))
-    return assign
+        warnings.simplefilter("ignore")  # ConvergenceWarning on duplicate points: kept as is
+        model = KMeans(k, init=init, n_init=1, max_iter=iters, random_state=seed).fit(x.astype(np.float32))
+    return model.labels_
 
 
 def kmeans_nmi(features, labels, seed: int = 0, normalize: bool = True) -> float:
