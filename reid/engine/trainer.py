@@ -349,9 +349,9 @@ class Trainer:
             self.scheduler.step()
         return record
 
-    def evaluate(self, split: str = "test", model: torch.nn.Module | None = None, final: bool = False) -> dict | None:
+    def evaluate(self, split: str = "test", model: torch.nn.Module | None = None) -> dict | None:
         """Rank-1/5/10, mAP, mINP on the val or test split (Recall@K, MAP@R for retrieval sets,
-        NMI at the final test only), computed by rank 0 and shared with all."""
+        NMI on the test split only), computed by rank 0 and shared with all."""
         result = None
         if self.is_main:
             query, gallery = (
@@ -361,7 +361,7 @@ class Trainer:
                 protocol = self.protocol if split == "test" else replace(self.protocol, name="all-vs-all")
                 result = evaluate_model_retrieval(
                     model or self.model, protocol, query, gallery, self.pre, self.device,
-                    batch_size=self.config.train.batch_size_test, progress=self.progress, with_nmi=final,
+                    batch_size=self.config.train.batch_size_test, progress=self.progress, with_nmi=split == "test",
                 ).as_dict()  # fmt: skip
         if self.is_main and not self.protocol.retrieval:
             result = evaluate_model(
@@ -377,7 +377,7 @@ class Trainer:
         evaluated = bool(cfg.eval_every and done % cfg.eval_every == 0) or last
         if evaluated:
             split = "val" if self.val_query else "test"
-            self.last_metrics = record[split] = self.evaluate(split, final=last and split == "test")
+            self.last_metrics = record[split] = self.evaluate(split)
             if self.ema is not None:
                 record[f"{split}_ema"] = self.evaluate(split, self.ema.module)
             score = self.last_metrics[self.protocol.select_key]
@@ -414,7 +414,7 @@ class Trainer:
             self.history["best_epoch"] = self.best_epoch
             if self.val_query:
                 self.history["final_val"] = self.last_metrics
-                self.history["final"] = self.evaluate("test", final=True)
+                self.history["final"] = self.evaluate("test")
             else:
                 self.history["final"] = self.last_metrics
             if self.ema is not None:
