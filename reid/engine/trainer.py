@@ -277,8 +277,8 @@ class Trainer:
             best = load_checkpoint(path)
             self.model.load_state_dict(best["model"])
             self.criterion.load_state_dict(best["criterion"])
-            self.log.info("epoch %d: reloaded best.pt (epoch %d, mAP %.4f)", epoch + 1, best["epoch"],
-                          best["best_score"])  # fmt: skip
+            self.log.info("epoch %d: reloaded best.pt (epoch %d, val %s %.4f)", epoch + 1, best["epoch"],
+                          self.protocol.select_key, best["best_score"])  # fmt: skip
         broadcast_module(self.model, self.dist)
         broadcast_module(self.criterion, self.dist)
 
