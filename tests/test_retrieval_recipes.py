@@ -41,8 +41,10 @@ def test_cub_recipe_builds_a_trainer_on_a_miniature(tmp_path):
     make_cub(tmp_path, classes={**{c: 9 for c in range(1, 17)}, **{c: 3 for c in range(101, 104)}})
     overrides = tiny_config_overrides(tmp_path, tmp_path) + ["model.pretrained=false", "data.height=32"]
     overrides = [o for o in overrides if not o.startswith(("data.identities_per_batch", "data.instances_per"))]
-    trainer = Trainer(load_config("configs/cub200_grouploss.yaml", overrides), run_dir=tmp_path / "run", progress=False)
-    assert trainer.protocol.name == "all-vs-all" and trainer.num_classes == 6  # 16 classes - 10 held out
-    assert len(trainer.val_query) == 90 and trainer.val_gallery is trainer.val_query
+    config = load_config("configs/cub200_grouploss.yaml", overrides)
+    trainer = Trainer.from_config(config, run_dir=tmp_path / "run", progress=False)
+    assert trainer.evaluator.protocol.name == "all-vs-all" and trainer.meta["num_classes"] == 6  # 16 - 10 held out
+    val_query, val_gallery = trainer.evaluator.splits["val"]
+    assert len(val_query) == 90 and val_gallery is val_query and trainer.evaluator.select_key == "recall@1"
     batch = next(iter(trainer.loader))
     assert batch[0].shape[0] == 6 * 9

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from reid.errors import ReidError
+from reid.evaluation.tables import format_metrics_table
+
+__all__ = ["device_option", "fail", "format_metrics_table", "pick_device"]
 
 
 def fail(message: str) -> click.ClickException:
@@ -30,18 +33,3 @@ def pick_device(name: str):
         return resolve_device(name)
     except ReidError as exc:
         raise fail(str(exc)) from None
-
-
-def format_metrics_table(rows: dict[str, dict], columns: list[str] | None = None) -> str:
-    """Rows of metrics (rank1/5/10, mAP, mINP as fractions; or `columns`) as an aligned percent table."""
-    columns = columns or ["rank1", "rank5", "rank10", "mAP", "mINP"]
-    width = max(10, *(len(name) for name in rows))
-    widths = [max(7, len(c)) for c in columns]
-    lines = [f"{'model':<{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths))]
-    for name, metrics in rows.items():
-        cells = " ".join(
-            f"{100 * metrics[c]:>{w - 1}.1f}%" if metrics.get(c) is not None else f"{'-':>{w}}"
-            for c, w in zip(columns, widths)
-        )
-        lines.append(f"{name:<{width}} {cells}")
-    return "\n".join(lines)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from reid.config import load_config
+from reid.io.run_folder import RunFolder
 
 from .common import bad_image_options, format_metrics_table
 
@@ -42,11 +41,11 @@ def train(
     from reid.engine.trainer import Trainer
 
     if resume:
-        config_path = config_path or str(Path(resume) / "config.yaml")
+        config_path = config_path or str(RunFolder(resume).config)
         output = resume
     flags = [f"data.{k}=true" for k, on in (("skip_bad", skip_bad), ("verify_images", verify_images)) if on]
     config = load_config(config_path, [*overrides, *flags])
-    trainer = Trainer(config, run_dir=output, progress=not quiet, resume=bool(resume))
+    trainer = Trainer.from_config(config, run_dir=output, progress=not quiet, resume=bool(resume))
     history = trainer.fit()
     if not trainer.is_main:
         return
@@ -55,8 +54,9 @@ def train(
         rows["untrained"] = history["untrained"]
     rows[f"trained ({config.train.epochs} ep)"] = history["final"]
     click.echo(f"\n{config.data.dataset} query/gallery, {config.model.backbone}:")
-    columns = None
-    if trainer.protocol.retrieval:  # Recall@K and MAP@R (NMI: `reid test`)
-        columns = [f"recall@{k}" for k in trainer.protocol.ks] + ["map@r", "nmi"]
-    click.echo(format_metrics_table(rows, columns))
+    protocol = trainer.evaluator.protocol if trainer.evaluator is not None else None
+    if protocol is not None and protocol.retrieval:  # Recall@K, MAP@R, NMI
+        click.echo(format_metrics_table(rows, [f"recall@{k}" for k in protocol.ks] + ["map@r", "nmi"]))
+    else:
+        click.echo(format_metrics_table(rows))
     click.echo(f"\nrun folder: {trainer.run_dir}")

@@ -27,7 +27,7 @@ class Published:
 _ALL = "query and gallery are the same test split: every test image queries all the others"
 _ITEMS = "identities are clothing items; query and gallery are the release's own lists"
 
-# METHOD.md section 6; CUHK03-NP from Zhong et al., CVPR 2017 (person-re-ranking/CUHK03-NP/README.md)
+# docs/method.md section 6; CUHK03-NP from Zhong et al., CVPR 2017 (person-re-ranking/CUHK03-NP/README.md)
 PUBLISHED: dict[str, Published] = {
     "market1501": Published(
         (751, 12936),

@@ -1,85 +1,65 @@
-"""Evaluate a model on a query/gallery split: extract (cached), post-process, compare, rank."""
+"""The retrieval pipeline: features -> distances -> query expansion / re-ranking -> ranking metrics.
+
+    features     extract_features under the test-time switches (flip, scales, pooling, leaky, beta),
+                 cached per network configuration by FeatureBank; snapshot ensembles combined on top
+    distances    reid.evaluation.distance (cosine, or half squared Euclidean for beta-mixed features)
+    post         alpha-QE / DBA, then k-reciprocal re-ranking
+    metrics      reid.evaluation.evaluate_rank (CMC, mAP, mINP)
+
+Every stage takes the one test-time schema, reid.test_time.TestConfig, whole. Used by `reid test`
+(reid.inference.evaluation_run), `reid rerank`, the trainer's evaluation and the ablation.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from reid.data.datasets.base import Record
 from reid.data.transforms import Preprocess
-from reid.errors import ConfigError
 from reid.evaluation import RankResult, evaluate_rank
+from reid.evaluation.distance import pairwise_distances
 from reid.evaluation.protocol import Protocol, check_rerank_size, retrieval_metrics
 from reid.evaluation.retrieval import RetrievalResult
-from reid.inference.ensemble import combine_features
-from reid.inference.features import TestTimeOptions, extract_features, finalize_features, pairwise_distance
+from reid.test_time import DEFAULTS, TestConfig
 
-QE_MODES = ("none", "alpha", "dba")
+from .ensemble import combine_features
+from .features import extract_features, finalize_features
+from .query_expansion import alpha_query_expansion, database_side_augmentation
+from .rerank import k_reciprocal
 
-
-@dataclass(frozen=True)
-class PostProcess:
-    """What happens between features and ranking: query expansion, then k-reciprocal re-ranking."""
-
-    qe: str = "none"  # none | alpha (alpha-QE, queries and gallery) | dba (database-side augmentation)
-    qe_k: int = 10  # neighbours averaged, the feature itself included
-    qe_alpha: float = 3.0  # similarity exponent of the weights
-    rerank: bool = False
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3  # weight of the original distance
-
-    def __post_init__(self) -> None:
-        if self.qe not in QE_MODES:
-            raise ConfigError(f"test.qe: unknown {self.qe!r} (none, alpha or dba)")
-        if self.qe_k < 1 or self.qe_alpha < 0:
-            raise ConfigError(f"test.qe_k must be >= 1 and test.qe_alpha >= 0, got {self.qe_k}, {self.qe_alpha}")
-        if self.k1 < 1 or self.k2 < 1 or not 0.0 <= self.lambda_value <= 1.0:
-            raise ConfigError("test.k1 and test.k2 must be >= 1 and test.lambda_value in [0, 1]")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def describe(self) -> str:
-        parts = [f"qe={self.qe}(k={self.qe_k},a={self.qe_alpha:g})"] if self.qe != "none" else []
-        if self.rerank:
-            parts.append(f"rerank(k1={self.k1},k2={self.k2},l={self.lambda_value:g})")
-        return "+".join(parts) or "none"
+Models = Sequence[tuple[str, torch.nn.Module]]
 
 
-def expand_queries(q: np.ndarray, g: np.ndarray, post: PostProcess) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the query expansion of `post`: alpha-QE expands queries and gallery alike (neighbours
+def expand_queries(q: np.ndarray, g: np.ndarray, settings: TestConfig = DEFAULTS) -> tuple[np.ndarray, np.ndarray]:
+    """The query expansion of `settings`: alpha-QE expands queries and gallery alike (neighbours
     from both), DBA only the gallery. Both return L2-normalised features."""
-    if post.qe == "alpha":
-        from reid.inference.query_expansion import alpha_query_expansion
-
-        q, g = alpha_query_expansion(q, g, post.qe_k, post.qe_alpha)
-    elif post.qe == "dba":
-        from reid.inference.query_expansion import database_side_augmentation
-
-        g = database_side_augmentation(g, post.qe_k, post.qe_alpha)
+    if settings.qe == "alpha":
+        q, g = alpha_query_expansion(q, g, settings.qe_k, settings.qe_alpha)
+    elif settings.qe == "dba":
+        g = database_side_augmentation(g, settings.qe_k, settings.qe_alpha)
     return q, g
 
 
-def retrieval_distance(q: np.ndarray, g: np.ndarray, metric: str = "cosine", post: PostProcess = PostProcess()):
+def retrieval_distance(q: np.ndarray, g: np.ndarray, settings: TestConfig = DEFAULTS) -> np.ndarray:
     """(num_q, num_g) distances after query expansion and, if asked, k-reciprocal re-ranking.
 
-    Re-ranking works on squared Euclidean distances; with metric "euclidean" (beta-mixed
-    features) the features are used as they are, otherwise L2-normalised first.
+    Without beta mixing the features are unit length: cosine distance (re-ranking L2-normalises
+    again). With beta > 0 they are used as they are, by half squared Euclidean distance.
     """
-    q, g = expand_queries(q, g, post)
-    if post.rerank:
-        from reid.inference.rerank import k_reciprocal
-
-        return k_reciprocal(q, g, k1=post.k1, k2=post.k2, lambda_value=post.lambda_value, normalize=metric == "cosine")
-    return pairwise_distance(q, g, metric)
+    metric = settings.metric
+    q, g = expand_queries(q, g, settings)
+    if settings.rerank:
+        k1, k2, lam = settings.k1, settings.k2, settings.lambda_value
+        return k_reciprocal(q, g, k1=k1, k2=k2, lambda_value=lam, normalize=metric == "cosine")
+    return pairwise_distances(q, g, metric, normalized=metric == "cosine")
 
 
 def rank_metrics(distmat: np.ndarray, query: Sequence[Record], gallery: Sequence[Record]) -> RankResult:
+    """CMC, mAP and mINP of a query x gallery distance matrix under the Market/Duke protocol."""
     return evaluate_rank(
         distmat,
         np.array([r.pid for r in query]),
@@ -87,6 +67,20 @@ def rank_metrics(distmat: np.ndarray, query: Sequence[Record], gallery: Sequence
         np.array([r.camid for r in query]),
         np.array([r.camid for r in gallery]),
     )
+
+
+def score_features(
+    q: np.ndarray,
+    g: np.ndarray,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    settings: TestConfig = DEFAULTS,
+) -> tuple[RankResult, np.ndarray, float]:
+    """(metrics, final distance matrix, seconds spent on QE / re-ranking / distances)."""
+    start = time.perf_counter()
+    distmat = retrieval_distance(q, g, settings)
+    seconds = time.perf_counter() - start
+    return rank_metrics(distmat, query, gallery), distmat, seconds
 
 
 class FeatureBank:
@@ -118,16 +112,16 @@ class FeatureBank:
         for model in models:
             model.eval()(torch.zeros(2, 3, self.pre.height, self.pre.width, device=self.device))
 
-    def raw(self, name: str, model: torch.nn.Module, options: TestTimeOptions) -> tuple[np.ndarray, np.ndarray, float]:
-        """(query raw, gallery raw, seconds) of one model under the network switches of `options`."""
-        key = (name, options.network_key())
+    def raw(self, name: str, model: torch.nn.Module, settings: TestConfig) -> tuple[np.ndarray, np.ndarray, float]:
+        """(query raw, gallery raw, seconds) of one model under the network switches of `settings`."""
+        key = (name, settings.network_key())
         if key not in self._raw:
             kwargs = dict(
                 pre=self.pre,
                 device=self.device,
                 batch_size=self.batch_size,
                 workers=self.workers,
-                options=options,
+                options=settings,
                 progress=self.progress,
                 raw=True,
             )
@@ -139,37 +133,30 @@ class FeatureBank:
         return self._raw[key]
 
     def features(
-        self, models: Sequence[tuple[str, torch.nn.Module]], options: TestTimeOptions, mode: str = "features"
+        self, models: Models, settings: TestConfig, mode: str = "features"
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """Final (query, gallery, seconds); several models are combined by `mode` (features/concat)."""
         qs, gs, seconds = [], [], 0.0
         for name, model in models:
-            q_raw, g_raw, spent = self.raw(name, model, options)
+            q_raw, g_raw, spent = self.raw(name, model, settings)
             start = time.perf_counter()
-            qs.append(finalize_features(q_raw, options.beta))
-            gs.append(finalize_features(g_raw, options.beta))
+            qs.append(finalize_features(q_raw, settings.beta))
+            gs.append(finalize_features(g_raw, settings.beta))
             seconds += spent + time.perf_counter() - start
         if len(models) == 1:
             return qs[0], gs[0], seconds
         start = time.perf_counter()
-        normalize = options.beta == 0
+        normalize = settings.beta == 0
         q, g = combine_features(qs, mode, normalize), combine_features(gs, mode, normalize)
         return q, g, seconds + time.perf_counter() - start
 
-
-def score_features(
-    q: np.ndarray,
-    g: np.ndarray,
-    query: Sequence[Record],
-    gallery: Sequence[Record],
-    metric: str = "cosine",
-    post: PostProcess = PostProcess(),
-) -> tuple[RankResult, np.ndarray, float]:
-    """(metrics, final distance matrix, seconds spent on QE / re-ranking / distances)."""
-    start = time.perf_counter()
-    distmat = retrieval_distance(q, g, metric, post)
-    seconds = time.perf_counter() - start
-    return rank_metrics(distmat, query, gallery), distmat, seconds
+    def evaluate(
+        self, models: Models, settings: TestConfig, mode: str = "features"
+    ) -> tuple[RankResult, np.ndarray, float, float]:
+        """The whole pipeline for one setting: (metrics, distances, extraction seconds, post seconds)."""
+        q, g, extract_s = self.features(models, settings, mode)
+        result, distmat, post_s = score_features(q, g, self.query, self.gallery, settings)
+        return result, distmat, extract_s, post_s
 
 
 def evaluate_model(
@@ -180,15 +167,14 @@ def evaluate_model(
     device: torch.device | str,
     batch_size: int = 128,
     workers: int = 0,
-    options: TestTimeOptions = TestTimeOptions(),
+    settings: TestConfig = DEFAULTS,
     progress: bool = True,
-    post: PostProcess = PostProcess(),
 ) -> RankResult:
-    """Rank-k, mAP and mINP of `model` on `query` against `gallery` under `options` and `post`."""
-    kwargs = dict(pre=pre, device=device, batch_size=batch_size, workers=workers, options=options, progress=progress)
+    """Rank-k, mAP and mINP of `model` on `query` against `gallery` under `settings` (no cache)."""
+    kwargs = dict(pre=pre, device=device, batch_size=batch_size, workers=workers, options=settings, progress=progress)
     q = extract_features(model, query, desc="query", **kwargs)
     g = extract_features(model, gallery, desc="gallery", **kwargs)
-    return rank_metrics(retrieval_distance(q, g, options.metric, post), query, gallery)
+    return rank_metrics(retrieval_distance(q, g, settings), query, gallery)
 
 
 def score_retrieval(
@@ -197,8 +183,7 @@ def score_retrieval(
     query: Sequence[Record],
     gallery: Sequence[Record],
     protocol: Protocol,
-    metric: str = "cosine",
-    post: PostProcess = PostProcess(),
+    settings: TestConfig = DEFAULTS,
     with_nmi: bool = True,
     seed: int = 0,
 ) -> tuple[RetrievalResult, float]:
@@ -208,15 +193,13 @@ def score_retrieval(
     re-ranking no distance matrix is held whole; re-ranking builds it dense (size-checked first).
     """
     start = time.perf_counter()
-    q, g = expand_queries(q, g, post)
+    metric = settings.metric
+    q, g = expand_queries(q, g, settings)
     distances = None
-    if post.rerank:
-        from reid.inference.rerank import k_reciprocal
-
+    if settings.rerank:
         check_rerank_size(len(q), len(g))
-        distances = k_reciprocal(
-            q, g, k1=post.k1, k2=post.k2, lambda_value=post.lambda_value, normalize=metric == "cosine"
-        )
+        k1, k2, lam = settings.k1, settings.k2, settings.lambda_value
+        distances = k_reciprocal(q, g, k1=k1, k2=k2, lambda_value=lam, normalize=metric == "cosine")
     q_labels, g_labels = np.array([r.pid for r in query]), np.array([r.pid for r in gallery])
     result = retrieval_metrics(protocol, q, q_labels, g, g_labels, metric, distances, with_nmi=with_nmi, seed=seed)
     return result, time.perf_counter() - start
@@ -230,13 +213,12 @@ def evaluate_model_retrieval(
     pre: Preprocess,
     device: torch.device | str,
     batch_size: int = 128,
-    workers: int = 0,
-    options: TestTimeOptions = TestTimeOptions(),
+    settings: TestConfig = DEFAULTS,
     progress: bool = True,
     with_nmi: bool = True,
 ) -> RetrievalResult:
     """Recall@K, MAP@R (and NMI) of `model` under a retrieval protocol; an all-vs-all split
     (`gallery is query`) is extracted once."""
-    bank = FeatureBank(query, gallery, pre, device, batch_size=batch_size, workers=workers, progress=progress)
-    q, g, _ = bank.features([("model", model)], options)
-    return score_retrieval(q, g, query, gallery, protocol, options.metric, with_nmi=with_nmi)[0]
+    bank = FeatureBank(query, gallery, pre, device, batch_size=batch_size, progress=progress)
+    q, g, _ = bank.features([("model", model)], settings)
+    return score_retrieval(q, g, query, gallery, protocol, settings, with_nmi=with_nmi)[0]
