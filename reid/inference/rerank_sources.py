@@ -1,0 +1,237 @@
+"""Where k-reciprocal re-ranking gets its distances: features (blocked Gram products) or given matrices.
+
+A source answers two questions about the joint (query then gallery) set:
+the k nearest points of every point with the row maxima and the raw query x
+gallery block (``scan``), and the distance of arbitrary pairs (``pairs``).
+
+The feature scan is bound by the symmetric Gram product (each block of the
+upper triangle serves its rows and its columns). Everything else in it is kept
+to a few cheap passes per block: the squared norms ride inside the product as
+two extra feature columns (no separate broadcast add), and the running k
+nearest are updated with a threshold filter instead of a top-k of every block:
+once a row holds k candidates, only entries below its current k-th distance
+can enter, and after the first blocks these are a handful per row.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["FeatureSource", "MatrixSource", "Source"]
+
+
+class Source:
+    """Distances of the joint (query then gallery) set, row i holding column i of the port's matrix."""
+
+    n: int
+    num_query: int
+
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, k) distances and indices of the nearest points (nearest first), (N,) row maxima,
+        and the (Q, G) raw query x gallery distances."""
+        raise NotImplementedError
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Distances d(rows[p], cols[p]) (row rows[p] of the joint matrix) as a (P,) float32 tensor."""
+        raise NotImplementedError
+
+
+class _Nearest:
+    """Running k smallest (value, column) of every row, nearest first."""
+
+    def __init__(self, n: int, k: int, device: torch.device) -> None:
+        self.v = torch.full((n, k), float("inf"), device=device)
+        self.i = torch.zeros((n, k), dtype=torch.long, device=device)
+        self.k = k
+
+    def threshold(self, rows: slice) -> torch.Tensor:
+        """The current k-th smallest value of each row (inf until k values are held)."""
+        return self.v[rows, -1]
+
+    def dense(self, a: int, d: torch.Tensor, offset: int) -> None:
+        """Merge a whole block (rows a.., columns offset..): the path for rows still holding < k values."""
+        v, i = d.topk(min(self.k, d.shape[1]), dim=1, largest=False)
+        rows = slice(a, a + d.shape[0])
+        cand_v = torch.cat([self.v[rows], v], 1)
+        cand_i = torch.cat([self.i[rows], i + offset], 1)
+        top_v, pos = cand_v.topk(self.k, dim=1, largest=False)
+        self.v[rows] = top_v
+        self.i[rows] = cand_i.gather(1, pos)
+
+    def sparse(self, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor) -> None:
+        """Merge scattered candidates (row, column, value) that beat their row's threshold."""
+        if rows.numel() == 0:
+            return
+        touched, slot = torch.unique(rows, return_inverse=True)
+        m, k = touched.numel(), self.k
+        all_v = torch.cat([self.v[touched].flatten(), vals])
+        all_i = torch.cat([self.i[touched].flatten(), cols])
+        owner = torch.cat([torch.arange(m, device=rows.device).repeat_interleave(k), slot])
+        order = torch.argsort(all_v, stable=True)
+        order = order[torch.argsort(owner[order], stable=True)]  # by row, then by value
+        count = torch.bincount(owner, minlength=m)
+        start = torch.cumsum(count, 0) - count
+        take = (start[:, None] + torch.arange(k, device=rows.device)).flatten()
+        self.v[touched] = all_v[order[take]].view(m, k)
+        self.i[touched] = all_i[order[take]].view(m, k)
+
+
+class FeatureSource(Source):
+    """Squared Euclidean distances of feature rows, computed in blocks, never N x N.
+
+    Holds one (N, D + 2) matrix [-2 x, 1, |x|^2]; a row block [x, |x|^2, 1]
+    times its transpose gives |a|^2 + |c|^2 - 2 a.c in one product.
+    """
+
+    def __init__(
+        self, q: torch.Tensor, g: torch.Tensor, chunk_size: int, normalize: bool, device: torch.device
+    ) -> None:
+        nq, dim = q.shape
+        self.n, self.num_query, self.block, self.dim = nq + g.shape[0], nq, chunk_size, dim
+        aug = torch.empty((self.n, dim + 2), device=device)
+        aug[:nq, :dim] = q
+        aug[nq:, :dim] = g
+        x = aug[:, :dim]
+        if not torch.isfinite(x).all():
+            raise ValueError("features contain NaN or infinity")
+        if normalize:
+            for s in range(0, self.n, 8192):  # in place, bounded temporaries
+                x[s : s + 8192] = F.normalize(x[s : s + 8192], dim=1)
+        self.sq = (x * x).sum(1)
+        x.mul_(-2.0)
+        aug[:, dim] = 1.0
+        aug[:, dim + 1] = self.sq
+        self.aug = aug
+
+    def _left(self, a: int, e: int) -> torch.Tensor:
+        rows = self.aug[a:e]
+        return torch.cat([rows[:, : self.dim] * -0.5, self.sq[a:e, None], torch.ones_like(self.sq[a:e, None])], 1)
+
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, nq, dev = self.n, self.num_query, self.aug.device
+        near = _Nearest(n, k, dev)
+        filled = torch.zeros(n, dtype=torch.bool, device=dev)  # rows already holding k values
+        rowmax = torch.full((n,), float("-inf"), device=dev)
+        out = torch.empty((nq, n - nq), device=dev)
+        threads = torch.get_num_threads()
+        post = 1 if dev.type == "cpu" else threads
+        try:
+            self._scan(near, filled, rowmax, out, threads, post)
+        finally:
+            torch.set_num_threads(threads)
+        # Clamping is monotone, so selecting before clamping selects the same entries.
+        return near.v.clamp_(min=0), near.i, rowmax.clamp_(min=0), out
+
+    def _scan(
+        self, near: _Nearest, filled: torch.Tensor, rowmax: torch.Tensor, out: torch.Tensor, threads: int, post: int
+    ) -> None:
+        """The block loop: products on all threads, the bookkeeping after each on ``post`` threads.
+
+        The per-block passes (strip minima, maxima, merges) are memory-bound and
+        several times slower multithreaded when the cores are shared.
+        """
+        n, nq, b = self.n, self.num_query, self.block
+        for a in range(0, n, b):
+            ea = min(a + b, n)
+            left = self._left(a, ea)
+            for c in range(a, n, b):  # upper block triangle: each block serves its rows and its columns
+                ec = min(c + b, n)
+                torch.set_num_threads(threads)
+                d = left @ self.aug[c:ec].T
+                torch.set_num_threads(post)
+                self._rows_update(near, filled, a, d, c)
+                rowmax[a:ea] = torch.maximum(rowmax[a:ea], d.amax(1))
+                if c != a:
+                    self._rows_update(near, filled, c, d.T, a)
+                    rowmax[c:ec] = torch.maximum(rowmax[c:ec], d.amax(0))
+                if a < nq and ec > nq:
+                    r, c0 = min(ea, nq), max(c, nq)
+                    out[a:r, c0 - nq : ec - nq] = d[: r - a, c0 - c :].clamp(min=0)
+                del d
+
+    @staticmethod
+    def _rows_update(near: _Nearest, filled: torch.Tensor, a: int, d: torch.Tensor, offset: int) -> None:
+        """Merge block d (rows a.., columns offset..) into the running nearest of its rows.
+
+        Rows already holding k values only take entries below their k-th
+        distance; these are found through minima of 64-column strips, so the
+        exact comparison touches only the strips that hold one.
+        """
+        rows = slice(a, a + d.shape[0])
+        if not bool(filled[rows].all()):
+            near.dense(a, d, offset)
+            filled[rows] = torch.isfinite(near.threshold(rows))
+            return
+        thr = near.threshold(rows)
+        r, c = _below(d, thr)
+        near.sparse(r + a, c + offset, d[r, c])
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        x, sq = self.aug[:, : self.dim], self.sq
+        out = torch.empty(rows.shape, device=x.device)
+        step = max(1, (1 << 22) // self.dim)  # ~32 MB of gathered features
+        for s in range(0, rows.shape[0], step):
+            r, c = rows[s : s + step], cols[s : s + step]
+            out[s : s + step] = (sq[r] + sq[c] - 0.5 * (x[r] * x[c]).sum(1)).clamp_(min=0)
+        return out
+
+
+_STRIP = 64
+
+
+def _below(d: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the entries of d (R, C) below thr[row], visiting only strips whose minimum is."""
+    n_rows, n_cols = d.shape
+    if n_cols % _STRIP:
+        return torch.nonzero(d < thr[:, None], as_tuple=True)
+    if d.is_contiguous():  # rows of the block: strips along the row
+        strips = d.view(n_rows, n_cols // _STRIP, _STRIP)
+        r, s = torch.nonzero(strips.amin(2) < thr[:, None], as_tuple=True)
+        vals = strips[r, s]
+    elif d.T.is_contiguous():  # the transpose of a row-major block: strips down its columns
+        strips = d.T.view(n_cols // _STRIP, _STRIP, n_rows)
+        s, r = torch.nonzero(strips.amin(1) < thr[None, :], as_tuple=True)
+        vals = strips[s, :, r]
+    else:
+        return torch.nonzero(d < thr[:, None], as_tuple=True)
+    h, j = torch.nonzero(vals < thr[r][:, None], as_tuple=True)
+    return r[h], s[h] * _STRIP + j
+
+
+class MatrixSource(Source):
+    """Distances given as the port's three matrices; row i of the joint matrix is its column i."""
+
+    def __init__(self, qg: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor, chunk_size: int) -> None:
+        self.qg, self.qq, self.gg, self.block = qg, qq, gg, chunk_size
+        self.num_query = qq.shape[0]
+        self.n = qq.shape[0] + gg.shape[0]
+
+    def _rows(self, a: int, e: int) -> torch.Tensor:
+        nq, parts = self.num_query, []
+        if a < nq:
+            r = min(e, nq)
+            parts.append(torch.cat([self.qq[:, a:r].T, self.qg[a:r]], 1))
+        if e > nq:
+            s, t = max(a, nq) - nq, e - nq
+            parts.append(torch.cat([self.qg[:, s:t].T, self.gg[:, s:t].T], 1))
+        return torch.cat(parts)
+
+    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        val, idx, rowmax = [], [], []
+        for a in range(0, self.n, self.block):
+            d = self._rows(a, min(a + self.block, self.n))
+            top = d.topk(k, dim=1, largest=False)
+            val.append(top.values)
+            idx.append(top.indices)
+            rowmax.append(d.amax(1))
+        return torch.cat(val), torch.cat(idx), torch.cat(rowmax), self.qg.clone()
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        nq = self.num_query
+        i, e = rows, cols
+        iq, ig = i.clamp(max=nq - 1), (i - nq).clamp(min=0)
+        eq, eg = e.clamp(max=nq - 1), (e - nq).clamp(min=0)
+        from_query = torch.where(i < nq, self.qq[eq, iq], self.qg[eq, ig])
+        from_gallery = torch.where(i < nq, self.qg[iq, eg], self.gg[eg, ig])
+        return torch.where(e < nq, from_query, from_gallery)
