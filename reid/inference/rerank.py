@@ -267,10 +267,15 @@ def _jaccard_combine(v: _Sparse, out: torch.Tensor, rowmax: torch.Tensor, lambda
         k, val = v.cols[lo:hi], v.vals[lo:hi]
         pos, entry = _expand_ranges(col_start[k], col_count[k])
         mins = torch.minimum(val[entry], g_val[pos])
-        flat = (v.rows[lo:hi][entry] - a) * ng + g_row[pos]
+        flat = (v.rows[lo:hi] - a).mul_(ng)[entry].add_(g_row[pos])
         shared = torch.zeros((b - a) * ng, dtype=out.dtype, device=dev).index_add_(0, flat, mins).view(b - a, ng)
-        jaccard = 1.0 - shared / (2.0 - shared)
-        out[a:b].div_(rowmax[a:b, None]).mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
+        del pos, entry, mins, flat
+        # (1 - lambda) * (1 - s / (2 - s)) = 2 (1 - lambda) (s - 1) / (s - 2): four passes over the block
+        below = shared - 2.0
+        out[a:b].mul_(lambda_value / rowmax[a:b, None]).addcdiv_(
+            shared.sub_(1.0), below, value=2.0 * (1.0 - lambda_value)
+        )
+        del shared, below
         a = b
 
 
