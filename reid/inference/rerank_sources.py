@@ -16,7 +16,6 @@ can enter, and after the first blocks these are a handful per row.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["FeatureSource", "MatrixSource", "Source"]
 
@@ -60,21 +59,19 @@ class _Nearest:
         self.i[rows] = cand_i.gather(1, pos)
 
     def sparse(self, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor) -> None:
-        """Merge scattered candidates (row, column, value) that beat their row's threshold."""
+        """Merge scattered candidates (row, column, value), rows in ascending order."""
         if rows.numel() == 0:
             return
-        touched, slot = torch.unique(rows, return_inverse=True)
-        m, k = touched.numel(), self.k
-        all_v = torch.cat([self.v[touched].flatten(), vals])
-        all_i = torch.cat([self.i[touched].flatten(), cols])
-        owner = torch.cat([torch.arange(m, device=rows.device).repeat_interleave(k), slot])
-        order = torch.argsort(all_v, stable=True)
-        order = order[torch.argsort(owner[order], stable=True)]  # by row, then by value
-        count = torch.bincount(owner, minlength=m)
-        start = torch.cumsum(count, 0) - count
-        take = (start[:, None] + torch.arange(k, device=rows.device)).flatten()
-        self.v[touched] = all_v[order[take]].view(m, k)
-        self.i[touched] = all_i[order[take]].view(m, k)
+        touched, count = torch.unique_consecutive(rows, return_counts=True)
+        m, k, dev = touched.numel(), self.k, rows.device
+        slot = torch.repeat_interleave(torch.arange(m, device=dev), count)
+        pos = torch.arange(rows.numel(), device=dev) - (torch.cumsum(count, 0) - count)[slot] + k
+        pad_v = torch.full((m, k + int(count.max())), float("inf"), device=dev)
+        pad_i = torch.zeros(pad_v.shape, dtype=torch.long, device=dev)
+        pad_v[:, :k], pad_i[:, :k] = self.v[touched], self.i[touched]
+        pad_v[slot, pos], pad_i[slot, pos] = vals, cols
+        top_v, at = pad_v.topk(k, dim=1, largest=False)
+        self.v[touched], self.i[touched] = top_v, pad_i.gather(1, at)
 
 
 class FeatureSource(Source):
@@ -89,20 +86,32 @@ class FeatureSource(Source):
     ) -> None:
         nq, dim = q.shape
         self.n, self.num_query, self.block, self.dim = nq + g.shape[0], nq, chunk_size, dim
+        threads = torch.get_num_threads()
+        if device.type == "cpu":  # memory-bound passes: one thread (see _scan)
+            torch.set_num_threads(1)
+        try:
+            self.aug, self.sq = self._build(q, g, normalize, device)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _build(
+        self, q: torch.Tensor, g: torch.Tensor, normalize: bool, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        nq, dim = q.shape
         aug = torch.empty((self.n, dim + 2), device=device)
         aug[:nq, :dim] = q
         aug[nq:, :dim] = g
         x = aug[:, :dim]
-        if not torch.isfinite(x).all():
+        norms = torch.linalg.vector_norm(x, dim=1)
+        if not torch.isfinite(norms).all():
             raise ValueError("features contain NaN or infinity")
-        if normalize:
-            for s in range(0, self.n, 8192):  # in place, bounded temporaries
-                x[s : s + 8192] = F.normalize(x[s : s + 8192], dim=1)
-        self.sq = (x * x).sum(1)
+        if normalize:  # as F.normalize: x / max(|x|, 1e-12), in place
+            x.div_(norms.clamp_(min=1e-12)[:, None])
+        sq = (x * x).sum(1)
         x.mul_(-2.0)
         aug[:, dim] = 1.0
-        aug[:, dim + 1] = self.sq
-        self.aug = aug
+        aug[:, dim + 1] = sq
+        return aug, sq
 
     def _left(self, a: int, e: int) -> torch.Tensor:
         rows = self.aug[a:e]
@@ -159,13 +168,14 @@ class FeatureSource(Source):
         exact comparison touches only the strips that hold one.
         """
         rows = slice(a, a + d.shape[0])
-        if not bool(filled[rows].all()):
+        thr, ready = near.threshold(rows), filled[rows]
+        found = _below(d, thr, near.k, ready)
+        if found is None:  # too few strips to bound a row that holds < k values yet
             near.dense(a, d, offset)
-            filled[rows] = torch.isfinite(near.threshold(rows))
-            return
-        thr = near.threshold(rows)
-        r, c = _below(d, thr)
-        near.sparse(r + a, c + offset, d[r, c])
+        else:
+            r, c = found
+            near.sparse(r + a, c + offset, d[r, c])
+        filled[rows] = torch.isfinite(near.threshold(rows))
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         x, sq = self.aug[:, : self.dim], self.sq
@@ -177,25 +187,34 @@ class FeatureSource(Source):
         return out
 
 
-_STRIP = 64
+_STRIP = 32
 
 
-def _below(d: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column) of the entries of d (R, C) below thr[row], visiting only strips whose minimum is."""
+def _below(d: torch.Tensor, thr: torch.Tensor, k: int, ready: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(row, column) of the entries of d (R, C) at or below each row's bar, visiting only strips that hold one.
+
+    The bar is thr[row] for rows already holding k values (ready), else the
+    k-th smallest of the row's strip minima: k distinct entries lie at or below
+    it, so the k nearest in this block all pass. None if d has fewer than k strips.
+    """
     n_rows, n_cols = d.shape
-    if n_cols % _STRIP:
-        return torch.nonzero(d < thr[:, None], as_tuple=True)
-    if d.is_contiguous():  # rows of the block: strips along the row
-        strips = d.view(n_rows, n_cols // _STRIP, _STRIP)
-        r, s = torch.nonzero(strips.amin(2) < thr[:, None], as_tuple=True)
-        vals = strips[r, s]
-    elif d.T.is_contiguous():  # the transpose of a row-major block: strips down its columns
-        strips = d.T.view(n_cols // _STRIP, _STRIP, n_rows)
-        s, r = torch.nonzero(strips.amin(1) < thr[None, :], as_tuple=True)
-        vals = strips[s, :, r]
+    if d.is_contiguous() and n_cols % _STRIP == 0:  # rows of the block: strips along the row
+        strips, along = d.view(n_rows, n_cols // _STRIP, _STRIP), True
+        mins = strips.amin(2)
+    elif d.T.is_contiguous() and n_cols % _STRIP == 0:  # the transpose of a row-major block: strips down its columns
+        strips, along = d.T.view(n_cols // _STRIP, _STRIP, n_rows), False
+        mins = strips.amin(1).T
+    elif bool(ready.all()):
+        return torch.nonzero(d <= thr[:, None], as_tuple=True)
     else:
-        return torch.nonzero(d < thr[:, None], as_tuple=True)
-    h, j = torch.nonzero(vals < thr[r][:, None], as_tuple=True)
+        return None
+    if not bool(ready.all()):
+        if mins.shape[1] < k:
+            return None
+        thr = torch.where(ready, thr, mins.kthvalue(k, dim=1).values)
+    r, s = torch.nonzero(mins <= thr[:, None], as_tuple=True)
+    vals = strips[r, s] if along else strips[s, :, r]
+    h, j = torch.nonzero(vals <= thr[r][:, None], as_tuple=True)
     return r[h], s[h] * _STRIP + j
 
 
