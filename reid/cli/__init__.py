@@ -12,6 +12,7 @@ from .data import data
 from .export import export
 from .extract import extract
 from .rerank import rerank
+from .search import index, search
 from .test import test
 from .train import train
 
@@ -22,7 +23,7 @@ def cli() -> None:
     """Person re-identification with the Group Loss: train, evaluate, re-rank, extract features."""
 
 
-for command in (train, test, rerank, extract, export, data):
+for command in (train, test, rerank, extract, export, data, index, search):
     cli.add_command(command)
 
 

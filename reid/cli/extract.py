@@ -62,8 +62,9 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--half", is_flag=True, help="fp16 on CUDA.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @device_option
-def extract(checkpoint, images, dataset, split, data_root, mot, detections, out, batch_size, chunk, half, quiet, device,
-            **tta) -> None:
+def extract(
+    checkpoint, images, dataset, split, data_root, mot, detections, out, batch_size, chunk, half, quiet, device, **tta
+) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
 
     HDF5 files are written in chunks to OUT.partial and renamed when complete; a run that
