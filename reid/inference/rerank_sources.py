@@ -6,11 +6,13 @@ gallery block (``scan``), and the distance of arbitrary pairs (``pairs``).
 
 The feature scan is bound by the symmetric Gram product (each block of the
 upper triangle serves its rows and its columns). Everything else in it is kept
-to a few cheap passes per block: the squared norms ride inside the product as
-two extra feature columns (no separate broadcast add), and the running k
-nearest are updated with a threshold filter instead of a top-k of every block:
-once a row holds k candidates, only entries below its current k-th distance
-can enter, and after the first blocks these are a handful per row.
+to a few cheap single-thread passes per block: the running k nearest are
+updated with a threshold filter instead of a top-k of every block (once a row
+holds k candidates only entries below its current k-th distance can enter, and
+after the first blocks these are a handful per row), found through minima of
+32-column strips. Distances are rounded as |c|^2 - 2 a.c (one addmm) + |a|^2,
+the order the dense reference uses: folding the norms into the product as
+extra columns was measured to flip float32 near-ties at the k-th neighbour.
 """
 
 from __future__ import annotations
@@ -77,8 +79,7 @@ class _Nearest:
 class FeatureSource(Source):
     """Squared Euclidean distances of feature rows, computed in blocks, never N x N.
 
-    Holds one (N, D + 2) matrix [-2 x, 1, |x|^2]; a row block [x, |x|^2, 1]
-    times its transpose gives |a|^2 + |c|^2 - 2 a.c in one product.
+    Holds the (N, D) features (normalised in place when asked) and their squared norms.
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class FeatureSource(Source):
         if device.type == "cpu":  # memory-bound passes: one thread (see _scan)
             torch.set_num_threads(1)
         try:
-            self.aug, self.sq = self._build(q, g, normalize, device)
+            self.x, self.sq = self._build(q, g, normalize, device)
         finally:
             torch.set_num_threads(threads)
 
@@ -98,27 +99,18 @@ class FeatureSource(Source):
         self, q: torch.Tensor, g: torch.Tensor, normalize: bool, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         nq, dim = q.shape
-        aug = torch.empty((self.n, dim + 2), device=device)
-        aug[:nq, :dim] = q
-        aug[nq:, :dim] = g
-        x = aug[:, :dim]
+        x = torch.empty((self.n, dim), device=device)
+        x[:nq] = q
+        x[nq:] = g
         norms = torch.linalg.vector_norm(x, dim=1)
         if not torch.isfinite(norms).all():
             raise ValueError("features contain NaN or infinity")
         if normalize:  # as F.normalize: x / max(|x|, 1e-12), in place
             x.div_(norms.clamp_(min=1e-12)[:, None])
-        sq = (x * x).sum(1)
-        x.mul_(-2.0)
-        aug[:, dim] = 1.0
-        aug[:, dim + 1] = sq
-        return aug, sq
-
-    def _left(self, a: int, e: int) -> torch.Tensor:
-        rows = self.aug[a:e]
-        return torch.cat([rows[:, : self.dim] * -0.5, self.sq[a:e, None], torch.ones_like(self.sq[a:e, None])], 1)
+        return x, (x * x).sum(1)
 
     def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        n, nq, dev = self.n, self.num_query, self.aug.device
+        n, nq, dev = self.n, self.num_query, self.x.device
         near = _Nearest(n, k, dev)
         filled = torch.zeros(n, dtype=torch.bool, device=dev)  # rows already holding k values
         rowmax = torch.full((n,), float("-inf"), device=dev)
@@ -143,12 +135,12 @@ class FeatureSource(Source):
         n, nq, b = self.n, self.num_query, self.block
         for a in range(0, n, b):
             ea = min(a + b, n)
-            left = self._left(a, ea)
             for c in range(a, n, b):  # upper block triangle: each block serves its rows and its columns
                 ec = min(c + b, n)
                 torch.set_num_threads(threads)
-                d = left @ self.aug[c:ec].T
+                d = torch.addmm(self.sq[c:ec].unsqueeze(0), self.x[a:ea], self.x[c:ec].T, alpha=-2.0)
                 torch.set_num_threads(post)
+                d.add_(self.sq[a:ea, None])  # clamped at the end: selection commutes with clamping
                 self._rows_update(near, filled, a, d, c)
                 rowmax[a:ea] = torch.maximum(rowmax[a:ea], d.amax(1))
                 if c != a:
@@ -178,12 +170,12 @@ class FeatureSource(Source):
         filled[rows] = torch.isfinite(near.threshold(rows))
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        x, sq = self.aug[:, : self.dim], self.sq
+        x, sq = self.x, self.sq
         out = torch.empty(rows.shape, device=x.device)
         step = max(1, (1 << 22) // self.dim)  # ~32 MB of gathered features
         for s in range(0, rows.shape[0], step):
             r, c = rows[s : s + step], cols[s : s + step]
-            out[s : s + step] = (sq[r] + sq[c] - 0.5 * (x[r] * x[c]).sum(1)).clamp_(min=0)
+            out[s : s + step] = (sq[r] + sq[c] - 2.0 * (x[r] * x[c]).sum(1)).clamp_(min=0)
         return out
 
 
