@@ -59,7 +59,7 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Flip test-time augmentation.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--chunk", default=2048, show_default=True, help="Rows written (and resumable) at a time.")
-@click.option("--half", is_flag=True, help="fp16 on CUDA.")
+@click.option("--half", is_flag=True, help="fp16 on CUDA; bfloat16 autocast on the CPU (self-checked, else float32).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @device_option
 def extract(

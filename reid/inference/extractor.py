@@ -12,6 +12,7 @@ the batch becomes a channels-last float tensor normalised in one fused multiply-
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch import nn
 from reid.data.image_io import read_image, to_bgr
 from reid.data.transforms import Preprocess
 from reid.errors import DataError
+from reid.models.cpu_bf16 import SAFE_ISA_HINT, Bf16FallbackWarning, cpu_bf16_allowed
 
 from .features import TestTimeOptions, embed_batch
 
@@ -100,8 +102,10 @@ class FeatureExtractor:
     device: "cpu", "cuda", "cuda:1"... (default: CUDA when available, else CPU).
     batch_size: images per forward pass. half: fp16 weights and inputs on CUDA; on the CPU,
     bfloat16 autocast with float32 weights (about 2x faster for a ResNet-50 on a CPU with bf16
-    support; normalised features within ~1e-3 of float32). options: test-time switches
-    (flip, ...), as `reid test`.
+    support; normalised features within ~1e-3 of float32) after a once-per-process self-check
+    of bf16 on this CPU: if it fails (a oneDNN fault on some AMX CPUs), float32 is used with a
+    `Bf16FallbackWarning`, and a bf16 batch that comes out non-finite is recomputed in float32.
+    options: test-time switches (flip, ...), as `reid test`.
     """
 
     def __init__(
@@ -141,7 +145,8 @@ class FeatureExtractor:
         self.pre, self.batch_size, self.half, self.options = pre, int(batch_size), bool(half), options
         on_cuda = self.device.type == "cuda"
         self.dtype = torch.float16 if half and on_cuda else torch.float32
-        self.cpu_autocast = bool(half) and not on_cuda  # bf16 matmuls/convolutions, fp32 weights
+        # bf16 matmuls/convolutions with fp32 weights, if this CPU passes the self-check
+        self.cpu_autocast = bool(half) and not on_cuda and cpu_bf16_allowed("FeatureExtractor(half=True)")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         std = torch.tensor(pre.std, dtype=torch.float32)
@@ -161,7 +166,14 @@ class FeatureExtractor:
         x = x.float().mul_(self._scale).add_(self._shift)  # NHWC storage: already channels-last
         x = x.to(dtype=self.dtype, memory_format=self.memory_format)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_autocast):
-            return embed_batch(self.model, x, self.options).float().cpu()
+            out = embed_batch(self.model, x, self.options).float().cpu()
+        if self.cpu_autocast and not bool(torch.isfinite(out).all()):
+            warnings.warn(
+                f"FeatureExtractor(half=True): a CPU bfloat16 batch of {len(out)} came out non-finite; recomputed in "
+                f"float32 (a known oneDNN fault on AMX CPUs: {SAFE_ISA_HINT})", Bf16FallbackWarning, stacklevel=3,
+            )  # fmt: skip
+            out = embed_batch(self.model, x, self.options).float().cpu()
+        return out
 
     def __call__(self, images: Sequence[ImageLike], color: str = "bgr") -> np.ndarray:
         """Features (N, D) float32, L2-normalised, of uint8 arrays (any size) or image files.
