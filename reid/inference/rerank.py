@@ -39,7 +39,7 @@ from .rerank_sources import FeatureSource, MatrixSource, Source
 
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
 
-_PAIR_BUDGET = 1 << 22  # query x gallery joins handled at once in the Jaccard step
+_PAIR_BUDGET = 1 << 21  # query x gallery joins handled at once in the Jaccard step
 
 
 def k_reciprocal(
@@ -201,7 +201,7 @@ def _encode(
     r_keys = (own * n + near)[recip].sort()[0]
 
     keys = [r_keys]
-    step = max(1, (1 << 22) // (near.shape[1] * near_half.shape[1]))
+    step = max(1, (1 << 20) // (near.shape[1] * near_half.shape[1]))
     for a in range(0, n, step):
         fi, rc = near[a : a + step], recip[a : a + step]
         cand = half[fi]  # (c, k1+1, kh): R'(c) of every forward neighbour c of i
@@ -229,7 +229,7 @@ def _local_query_expansion(v: _Sparse, near: torch.Tensor) -> _Sparse:
     total = v.count[near].sum(1)
     a = 0
     while a < n:
-        b = a + max(1, int((torch.cumsum(total[a:], 0) <= (1 << 23)).sum()))
+        b = a + max(1, int((torch.cumsum(total[a:], 0) <= (1 << 21)).sum()))
         nb = near[a:b].flatten()
         pos, owner = _expand_ranges(v.start[nb], v.count[nb])
         owner_row = owner // k + a
@@ -258,7 +258,7 @@ def _jaccard_combine(v: _Sparse, out: torch.Tensor, rowmax: torch.Tensor, lambda
 
     pair_count = col_count[v.cols[:g_first]]
     per_query = torch.zeros(nq, dtype=torch.long, device=dev).index_add_(0, v.rows[:g_first], pair_count)
-    max_rows = max(1, (1 << 24) // ng)
+    max_rows = max(1, (1 << 22) // ng)
     a = 0
     while a < nq:
         budget = torch.cumsum(per_query[a : a + max_rows], 0)

@@ -172,7 +172,7 @@ class FeatureSource(Source):
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         x, sq = self.x, self.sq
         out = torch.empty(rows.shape, device=x.device)
-        step = max(1, (1 << 22) // self.dim)  # ~32 MB of gathered features
+        step = max(1, (1 << 20) // self.dim)  # ~8 MB of gathered features
         for s in range(0, rows.shape[0], step):
             r, c = rows[s : s + step], cols[s : s + step]
             out[s : s + step] = (sq[r] + sq[c] - 2.0 * (x[r] * x[c]).sum(1)).clamp_(min=0)
