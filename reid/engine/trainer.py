@@ -17,9 +17,11 @@ from tqdm import tqdm
 
 from reid.config import Config, save_config
 from reid.data.datasets import build_dataset
+from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
+from reid.io.atomic import append_line, write_text
 from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
@@ -102,7 +104,9 @@ class Trainer:
             self.log.info("removed %s (a temp file left by a killed run)", stray.name)
 
         seed_everything(cfg.seed)
-        dataset = build_dataset(data.dataset, data.root)
+        dataset = build_dataset(data.dataset, data.root, skip_bad=data.skip_bad, verify_images=data.verify_images)
+        if not data.verify_images:  # a cheap check up front: the evaluation after the last epoch must not fail
+            verify_splits(dataset, skip_bad=data.skip_bad)
         for warning in dataset.warnings if self.is_main else []:
             self.log.warning("%s", warning)
             tqdm.write(f"warning: {warning}")
@@ -116,6 +120,7 @@ class Trainer:
             self.loader = train_loader(
                 train, transform, data.identities_per_batch, data.instances_per_identity, cfg.seed, data.workers,
                 rank=self.dist.rank, world_size=self.dist.world_size, pin_memory=self.device.type == "cuda",
+                skip_bad=data.skip_bad,
             )  # fmt: skip
         except ValueError as exc:
             raise ConfigError(f"data.identities_per_batch: {exc}") from None
@@ -433,8 +438,7 @@ class Trainer:
             self._save(self.snapshot(done), f"epoch_{done:03d}.pt")
         if self.is_main:
             self.log.info(json.dumps(record))
-            with open(self.run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
             self.records.append(record)
             self.tb.scalars(record, done, "epoch/")
         self._save(self.state(done), "last.pt")
@@ -469,7 +473,7 @@ class Trainer:
                         {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt"
                     )
             if self.is_main:
-                (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
+                write_text(self.run_dir / "metrics.json", json.dumps(self.history, indent=2))
                 if cfg.plots:
                     plot_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "plots")
             barrier(self.dist)

@@ -36,6 +36,8 @@ def _as_bgr(image: ImageLike, color: str, index: int) -> np.ndarray:
     """One input (path or uint8 array in `color` order) as a BGR uint8 (H, W, 3) array."""
     if isinstance(image, (str, Path)):
         return read_image(image)
+    if image is None:
+        raise DataError(f"image {index}: got None (cv2.imread returns None for a missing or unreadable file)")
     if not isinstance(image, np.ndarray):
         raise DataError(f"image {index}: expected a uint8 array or a file path, got {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
@@ -87,8 +89,44 @@ def clip_boxes(boxes_xyxy: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
 
 
+BOX_FORMATS = ("xyxy", "tlwh")
+
+
+def as_xyxy(boxes: np.ndarray, box_format: str = "xyxy") -> np.ndarray:
+    """Boxes (N, 4) in `box_format` ("xyxy": x0, y0, x1, y1; "tlwh": x, y, w, h) -> float64 xyxy.
+
+    A box with x1 < x0 or y1 < y0 (e.g. (x, y, w, h) boxes passed as xyxy) is a DataError,
+    not a silent 1-pixel crop.
+    """
+    if box_format not in BOX_FORMATS:
+        raise ValueError(f"box_format must be 'xyxy' or 'tlwh', got {box_format!r}")
+    try:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    except (TypeError, ValueError):
+        raise DataError("boxes: expected an (N, 4) array of numbers") from None
+    if not np.isfinite(boxes).all():
+        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
+        raise DataError(f"box {bad}: coordinates must be finite numbers, got {boxes[bad].tolist()}")
+    if box_format == "tlwh":
+        if (boxes[:, 2:] < 0).any():
+            bad = int(np.flatnonzero((boxes[:, 2:] < 0).any(axis=1))[0])
+            raise DataError(f"box {bad}: negative width or height in tlwh box {boxes[bad].tolist()}")
+        return boxes_from_tlwh(boxes)
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if inverted.any():
+        bad = int(np.flatnonzero(inverted)[0])
+        raise DataError(
+            f"box {bad}: x1 < x0 or y1 < y0 in {boxes[bad].tolist()}; for (x, y, w, h) boxes pass box_format='tlwh'"
+        )
+    return boxes
+
+
 def crop_boxes(frame: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
     """Views of `frame` (H, W, C) for each box (N, 4) in x0, y0, x1, y1 pixels (see clip_boxes)."""
+    if frame is None:
+        raise DataError("frame: got None (cv2.imread returns None for a missing or unreadable file)")
+    if not isinstance(frame, np.ndarray):
+        raise DataError(f"frame: expected an (H, W, 3) uint8 array, got {type(frame).__name__}")
     if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataError(f"frame: expected an (H, W, 3) image, got shape {frame.shape}")
     clipped = clip_boxes(boxes_xyxy, frame.shape[0], frame.shape[1])
@@ -119,6 +157,8 @@ class FeatureExtractor:
     ) -> None:
         from reid.models.loading import load_model
 
+        if not isinstance(checkpoint, (str, Path)):
+            raise DataError(f"checkpoint: expected a file or run folder path, got {type(checkpoint).__name__}")
         model, pre, _, _ = load_model(checkpoint, "cpu")
         self._setup(model, pre, device, batch_size, half, options, channels_last)
 
@@ -192,13 +232,18 @@ class FeatureExtractor:
             out[start : start + len(chunk)] = self._embed(batch).numpy()
         return out
 
-    def from_frame(self, frame: np.ndarray, boxes_xyxy: np.ndarray, color: str = "bgr") -> np.ndarray:
-        """Features (N, D) of the boxes (N, 4) x0, y0, x1, y1 (pixels) in one frame (H, W, 3).
+    def from_frame(
+        self, frame: np.ndarray, boxes: np.ndarray, color: str = "bgr", box_format: str = "xyxy"
+    ) -> np.ndarray:
+        """Features (N, D) of the boxes (N, 4) in one frame (H, W, 3).
 
-        Boxes are clipped to the frame; a box left empty by clipping uses the nearest 1x1
-        pixel (see `clip_boxes`). No boxes: a (0, D) array.
+        box_format: "xyxy" (x0, y0, x1, y1 pixels, the default) or "tlwh" (x, y, w, h as in
+        MOT files); an inverted xyxy box is a DataError. Boxes are clipped to the frame; a box
+        left empty by clipping uses the nearest 1x1 pixel (see `clip_boxes`). No boxes: (0, D).
         """
-        return self(crop_boxes(frame, boxes_xyxy), color=color)
+        if frame is None:
+            raise DataError("frame: got None (cv2.imread returns None for a missing or unreadable file)")
+        return self(crop_boxes(frame, as_xyxy(boxes, box_format)), color=color)
 
     def __repr__(self) -> str:
         pre = self.pre
@@ -218,4 +263,4 @@ def boxes_from_tlwh(tlwh: np.ndarray) -> np.ndarray:
     return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
 
 
-__all__ = ["FeatureExtractor", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]
+__all__ = ["FeatureExtractor", "as_xyxy", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]
