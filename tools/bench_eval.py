@@ -126,7 +126,11 @@ def run_case(name, data, repeat=1, with_distmat=True, with_baseline=True, random
         dist_seconds = add("pairwise_distances only (the matmul)", lambda: pairwise_distances(qf, gf, "cosine"))
         classic = base + dist_seconds if base is not None else None
     if not random_distances:
-        add("evaluate_features (2048-d)", lambda: evaluate_features(qf, gf, qp, gp, qc, gc_, metric="cosine"), classic)
+        add(
+            f"evaluate_features ({qf.shape[1]}-d)",
+            lambda: evaluate_features(qf, gf, qp, gp, qc, gc_, metric="cosine"),
+            classic,
+        )
         add("chunked distances only (its matmul floor)", lambda: matmul_floor(qf, gf), times=1)
     if base is not None:
         assert abs(rows[0]["mAP"] - rows[1]["mAP"]) < 1e-6, "ours and the baseline disagree"
