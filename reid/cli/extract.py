@@ -80,10 +80,17 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--chunk", default=2048, show_default=True, help="Rows written (and resumable) at a time.")
 @click.option("--half", is_flag=True, help="fp16 on CUDA; bfloat16 autocast on the CPU (self-checked, else float32).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="Who runs the network: torch, or onnxruntime (CPU, float32; see docs/scale.md).",
+)
 @bad_image_options
 @device_option
 def extract(checkpoint, images, dataset, split, data_root, mot, detections, out, batch_size, chunk, half, quiet, device,
-            skip_bad, verify_images, **tta) -> None:
+            skip_bad, verify_images, backend, **tta) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
 
     HDF5 files are written in chunks to OUT.partial and renamed when complete; a run that
@@ -102,7 +109,12 @@ def extract(checkpoint, images, dataset, split, data_root, mot, detections, out,
     dev = pick_device(device)
     options = test_time_options(tta)
     model, pre, config, state = load_model(checkpoint, "cpu")
-    extractor = FeatureExtractor.from_model(model, pre, dev, batch_size=batch_size, half=half, options=options)
+    try:
+        extractor = FeatureExtractor.from_model(
+            model, pre, dev, batch_size=batch_size, half=half, options=options, backend=backend
+        )
+    except ValueError as exc:
+        raise fail(f"--backend {backend}: {exc}") from None
     if mot:
         return _extract_mot(extractor, mot, detections, out, quiet)
     if images:
@@ -129,6 +141,7 @@ def extract(checkpoint, images, dataset, split, data_root, mot, detections, out,
         "normalized": True,
         "preprocess": pre.to_dict(),
         "half": extractor.half,
+        "backend": backend,
     }
     _extract_h5(extractor, records, attrs, out, chunk, quiet)
 
