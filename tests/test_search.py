@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("faiss")
 
 from reid.errors import DataError  # noqa: E402
-from reid.io.features import FeatureSet, read_features, write_features  # noqa: E402
+from reid.io.features import PartialFeatureWriter, read_features  # noqa: E402
 from reid.search import GalleryIndex, build_from_feature_file, model_key  # noqa: E402
 
 
@@ -57,8 +57,11 @@ def test_unnormalised_features_are_normalised_like_the_reranker() -> None:
 
 def feature_file(path, x, labels, weights="w1") -> None:
     n = len(x)
-    attrs = {"weights": weights, "preprocess": {"size": [256, 128]}, "test_time_options": {}, "fingerprint": "fp-1"}
-    write_features(path, FeatureSet(x, labels, np.zeros(n, np.int64), [f"img{i}.jpg" for i in range(n)], attrs))
+    attrs = {"weights": weights, "preprocess": {"size": [256, 128]}, "test_time_options": {}}
+    paths = [f"img{i}.jpg" for i in range(n)]
+    with PartialFeatureWriter(path, labels, np.zeros(n, np.int64), paths, x.shape[1], attrs, "fp-1") as writer:
+        writer.write(x)
+        writer.finish()
 
 
 def test_index_file_round_trips_with_labels_and_fingerprint(tmp_path) -> None:
