@@ -19,7 +19,7 @@ LAYERS = [
     ("reid.io",),
     ("reid.config", "reid.config_fields", "reid.test_time"),
     ("reid.models", "reid.losses", "reid.evaluation"),
-    ("reid.inference",),
+    ("reid.inference", "reid.search"),  # search: faiss gallery indexes
     ("reid.engine",),
     ("reid.cli", "reid.__main__"),
 ]

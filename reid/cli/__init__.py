@@ -13,6 +13,7 @@ from .data import data
 from .export import export
 from .extract import extract
 from .rerank import rerank
+from .search import index, search
 from .test import test
 from .train import train
 
@@ -25,7 +26,7 @@ def cli() -> None:
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
-for command in (train, test, rerank, extract, export, data):
+for command in (train, test, rerank, extract, export, data, index, search):
     cli.add_command(command)
 
 
