@@ -1,4 +1,4 @@
-"""The `reid` command line: train, test, rerank, extract, export, data."""
+"""The `reid` command line: train, test, rerank, extract, export, data, track."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .export import export
 from .extract import extract
 from .rerank import rerank
 from .test import test
+from .track import track
 from .train import train
 
 
@@ -22,7 +23,7 @@ def cli() -> None:
     """Person re-identification with the Group Loss: train, evaluate, re-rank, extract features."""
 
 
-for command in (train, test, rerank, extract, export, data):
+for command in (train, test, rerank, extract, export, data, track):
     cli.add_command(command)
 
 
