@@ -20,6 +20,7 @@ FOLDERS = {
     "cuhk03-np-detected": "cuhk03-np",
     "cuhk03-np-labeled": "cuhk03-np",
     "synthetic": "synthetic-market",
+    "from-mot": "from-mot",
 }
 DATASET_NAMES = (*FOLDERS, "custom")
 
@@ -30,6 +31,7 @@ _LABELS = {
     "cuhk03-np-detected": ("cuhk03np", "CUHK03-NP", "cuhk03-np (with detected/ inside)"),
     "cuhk03-np-labeled": ("cuhk03np", "CUHK03-NP", "cuhk03-np (with labeled/ inside)"),
     "synthetic": ("syntheticmarket", "synthetic-market", "synthetic-market (make demo writes it)"),
+    "from-mot": ("frommot", "from-mot", "the --out folder of reid data from-mot"),
 }
 
 
