@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from reid.cli import cli
@@ -253,4 +252,17 @@ def test_runner_random_and_none_need_no_model(crossing):
         info, frames = mot_frames(crossing, need_images=False)
         result = track(frames, make_embedder(appearance), make_tracker(TrackerOptions(), appearance), progress=False)
         assert result.frames == info.length and result.num_tracks >= 1
-    torch.manual_seed(0)
+
+
+def test_exactly_one_opencv_distribution_provides_cv2():
+    """make install keeps one OpenCV (contrib-headless, with HOG); the tracker libraries declare opencv-python."""
+    from importlib.metadata import distributions
+
+    site = Path(cv2.__file__).resolve().parents[1]
+    names = {
+        d.metadata["Name"].lower()
+        for d in distributions(path=[str(site)])
+        if d.metadata["Name"] and d.metadata["Name"].lower().startswith("opencv")
+    }
+    assert names == {"opencv-contrib-python-headless"}
+    assert hasattr(cv2, "HOGDescriptor")
