@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -11,70 +12,78 @@ from typing import Any
 
 import yaml
 
+from reid.config_fields import build_section, load_yaml, spec
 from reid.errors import ConfigError
+from reid.io.atomic import write_text
 
 
 @dataclass
 class DataConfig:
     dataset: str = "synthetic"
     root: str = "datasets"
-    height: int = 256
-    width: int = 128
-    identities_per_batch: int = 16  # P
-    instances_per_identity: int = 4  # K
-    workers: int = 2
+    height: int = spec(256, min=1)
+    width: int = spec(128, min=1)
+    identities_per_batch: int = spec(16, min=1)  # P
+    instances_per_identity: int = spec(4, min=1)  # K
+    workers: int = spec(2, min=0)
     flip: bool = True
-    pad: int = 10
-    random_erasing: float = 0.5
-    val_identities: int = 0  # carved from the training identities for model selection
+    pad: int = spec(10, min=0)
+    random_erasing: float = spec(0.5, min=0.0, max=1.0)
+    skip_bad: bool = False  # unreadable images are skipped (counted) instead of stopping the run
+    verify_images: bool = False  # decode every image at load (slow); query/gallery are always decoded up front
+    val_identities: int = spec(0, min=0)  # carved from the training identities for model selection
 
 
 @dataclass
 class ModelConfig:
     backbone: str = "resnet50"  # torchvision resnet18/34/50/101, or "timm:<name>"
     pretrained: str | bool = False  # True: ImageNet weights (download); str: local file
-    last_stride: int = 1
-    pooling: str = "avg"  # avg | max | gem
-    neck: str = "bnneck"  # bnneck | none
+    last_stride: int = spec(1, choices=(1, 2))
+    pooling: str = spec("avg", choices=("avg", "max", "gem"))
+    neck: str = spec("bnneck", choices=("bnneck", "none"))
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | radam | sgd | adamw
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    scheduler: str = "multistep"  # multistep | cosine | constant
-    milestones: list[int] = field(default_factory=lambda: [40, 70])
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    warmup_factor: float = 0.01
+    name: str = spec("adam", choices=("adam", "radam", "sgd", "adamw"))
+    lr: float = spec(3.5e-4, above=0.0)
+    weight_decay: float = spec(5e-4, min=0.0)
+    momentum: float = spec(0.9, min=0.0, max=1.0)
+    scheduler: str = spec("multistep", choices=("multistep", "cosine", "constant"))
+    milestones: list[int] = spec(factory=lambda: [40, 70], min=0)
+    gamma: float = spec(0.1, above=0.0)
+    warmup_epochs: int = spec(0, min=0)
+    warmup_factor: float = spec(0.01, above=0.0, max=1.0)
     # the Group Loss authors' schedule: before these (1-based) epochs, reload best.pt and
     # multiply the lr by reload_factor (needs data.val_identities > 0 and train.eval_every > 0)
-    reload_best_at: list[int] = field(default_factory=list)
-    reload_factor: float = 0.1
+    reload_best_at: list[int] = spec(factory=list, min=1)
+    reload_factor: float = spec(0.1, above=0.0)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 120
-    seed: int = 0
+    epochs: int = spec(120, min=1)
+    seed: int = spec(0, min=0, max=2**32 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool | str = False  # none | bf16 | fp16 (fp16 with a grad scaler); true: bf16 if the GPU has it, else fp16
+    amp: bool | str = spec(
+        False, choices=("none", "bf16", "fp16")
+    )  # none | bf16 | fp16 (fp16 with a grad scaler); true: bf16 if the GPU has it, else fp16
     channels_last: bool = True  # CUDA only
-    grad_clip: float = 0.0  # max global gradient norm; 0: off
-    ema_decay: float = 0.0  # exponential moving average of the weights; 0: off
+    grad_clip: float = spec(0.0, min=0.0)  # max global gradient norm; 0: off
+    ema_decay: float = spec(0.0, min=0.0, below=1.0)  # exponential moving average of the weights; 0: off
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise-repeatable runs and resumes)
-    checkpoint_every: int = 0  # also write last.pt every N steps inside an epoch; 0: once per epoch
-    snapshot_epochs: list[int] = field(default_factory=list)  # keep checkpoints/epoch_XXX.pt after these epochs
+    checkpoint_every: int = spec(0, min=0)  # also write last.pt every N steps inside an epoch; 0: once per epoch
+    snapshot_epochs: list[int] = spec(factory=list, min=1)  # keep checkpoints/epoch_XXX.pt after these epochs
     gather_embeddings: bool = False  # DDP: Group Loss on the embeddings of all processes, not the local batch
-    dist_backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
+    dist_backend: str = spec("auto", choices=("auto", "nccl", "gloo"))  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
     tensorboard: bool = True  # write runs/<name>/tb when tensorboard is installed
     plots: bool = True  # plots/loss.png and plots/metrics.png
-    classifier_warmup_epochs: int = 0  # first N epochs: only the classifier learns, plain CE, backbone frozen
-    eval_every: int = 0  # 0: only at the end
+    classifier_warmup_epochs: int = spec(
+        0, min=0
+    )  # first N epochs: only the classifier learns, plain CE, backbone frozen
+    eval_every: int = spec(0, min=0)  # 0: only at the end
     eval_before: bool = False  # also evaluate the untrained model (the demo's baseline)
-    batch_size_test: int = 128
+    batch_size_test: int = spec(128, min=1)
     output_dir: str = "runs"
     run_name: str = ""
 
@@ -84,20 +93,24 @@ class TestConfig:
     """Test-time strategies (Group Loss++, METHOD.md 4); each also a `reid test` option."""
 
     flip: bool = False  # average with the horizontal mirror
-    scales: list[float] = field(default_factory=lambda: [1.0])  # input scales to average over
-    pool_lambda: float | None = None  # lambda * max + (1 - lambda) * avg pooling; None: as trained
+    scales: list[float] = spec(factory=lambda: [1.0], above=0.0)  # input scales to average over
+    pool_lambda: float | None = spec(
+        None, min=0.0, max=1.0
+    )  # lambda * max + (1 - lambda) * avg pooling; None: as trained
     leaky_slope: float | None = None  # leaky slope of the last block's final activation; None: ReLU
-    beta: float = 0.0  # embedding mixing e = f/|f| + beta * f (then half squared Euclidean distance)
-    qe: str = "none"  # none | alpha (alpha-QE) | dba (database-side augmentation); before re-ranking
-    qe_k: int = 10
-    qe_alpha: float = 3.0
+    beta: float = spec(0.0, min=0.0)  # embedding mixing e = f/|f| + beta * f (then half squared Euclidean distance)
+    qe: str = spec(
+        "none", choices=("none", "alpha", "dba")
+    )  # none | alpha (alpha-QE) | dba (database-side augmentation); before re-ranking
+    qe_k: int = spec(10, min=1)
+    qe_alpha: float = spec(3.0, min=0.0)
     rerank: bool = False  # k-reciprocal re-ranking
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3
+    k1: int = spec(20, min=1)
+    k2: int = spec(6, min=1)
+    lambda_value: float = spec(0.3, min=0.0, max=1.0)
     ensemble: list[str] = field(default_factory=list)  # snapshot files of the run (temporal ensembling)
-    ensemble_mode: str = "weights"  # weights | features | concat
-    ranked_lists: int = 8  # ranked-list images of random queries written by `reid test`
+    ensemble_mode: str = spec("weights", choices=("weights", "features", "concat"))  # weights | features | concat
+    ranked_lists: int = spec(8, min=0)  # ranked-list images of random queries written by `reid test`
 
 
 @dataclass
@@ -120,16 +133,7 @@ class Config:
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"unknown config key {where + '.' if where else ''}{key} (known: {', '.join(known)})")
-        sub = _SECTIONS.get(key) if cls is Config else None
-        kwargs[key] = _build(sub, value, key) if sub is not None else value
-    return cls(**kwargs)
+    return build_section(cls, values, where)
 
 
 _SECTIONS = {
@@ -147,7 +151,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = load_yaml(raw) if raw != "" else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
     return key.strip().split("."), value
@@ -155,7 +159,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set dotted keys in a nested dict (a copy), creating loss sub-mappings as needed."""
-    values = json.loads(json.dumps(values))
+    values = copy.deepcopy(values)
     for text in overrides:
         path, value = parse_override(text)
         node = values
@@ -175,7 +179,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(values, dict):
@@ -192,4 +200,4 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -23,6 +24,8 @@ def cli() -> None:
     """Person re-identification with the Group Loss: train, evaluate, re-rank, extract features."""
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
+
 for command in (train, test, rerank, extract, export, data, track):
     cli.add_command(command)
 
@@ -38,8 +41,15 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ReidError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        # undecodable bytes of non-UTF-8 file names are shown escaped, never crash the message
+        click.echo(f"Error: {exc}".encode("utf-8", "backslashreplace").decode("utf-8"), err=True)
         sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {where}{exc.strerror or exc} (nothing was overwritten)", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

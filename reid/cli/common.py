@@ -15,6 +15,14 @@ def device_option(f):
     return click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")(f)
 
 
+def bad_image_options(f):
+    """--skip-bad and --verify-images, the switches the bad-image errors point to."""
+    f = click.option(
+        "--verify-images", is_flag=True, help="Decode every image before starting (slow; finds corrupt files)."
+    )(f)
+    return click.option("--skip-bad", is_flag=True, help="Skip (and count) missing, empty or undecodable images.")(f)
+
+
 def pick_device(name: str):
     from reid.engine.trainer import resolve_device
 

@@ -12,7 +12,7 @@ import click
 from reid.data.datasets.base import Record
 from reid.data.datasets.market1501 import parse_name
 
-from .common import device_option, fail, pick_device
+from .common import bad_image_options, device_option, fail, pick_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -25,6 +25,25 @@ def folder_records(folder: Path) -> list[Record]:
         pid, cam = (parsed[0], parsed[1] - 1) if parsed else (-1, -1)
         records.append(Record(str(path), pid, cam))
     return records
+
+
+def usable_records(records: list[Record], skip_bad: bool, verify: bool) -> list[Record]:
+    """Drop (and count) unusable images with `skip_bad`, else name the first one; `verify` decodes them all."""
+    from reid.data.datasets.integrity import find_bad_images
+    from reid.errors import DataError
+
+    bad = find_bad_images([r.path for r in records], verify)
+    if not bad:
+        return records
+    first, why = next(iter(bad.items()))
+    if not skip_bad:
+        raise DataError(f"{first}: {why}; fix or remove it, or use --skip-bad to skip bad images")
+    message = f"warning: skipped {len(bad)} unusable image(s), e.g. {first}: {why}"
+    click.echo(message.encode("utf-8", "backslashreplace").decode("utf-8"), err=True)
+    kept = [r for r in records if r.path not in bad]
+    if not kept:
+        raise DataError("no usable images left after --skip-bad")
+    return kept
 
 
 def test_time_options(params: dict):
@@ -59,11 +78,12 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Flip test-time augmentation.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--chunk", default=2048, show_default=True, help="Rows written (and resumable) at a time.")
-@click.option("--half", is_flag=True, help="fp16 on CUDA.")
+@click.option("--half", is_flag=True, help="fp16 on CUDA; bfloat16 autocast on the CPU (self-checked, else float32).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@bad_image_options
 @device_option
 def extract(checkpoint, images, dataset, split, data_root, mot, detections, out, batch_size, chunk, half, quiet, device,
-            **tta) -> None:
+            skip_bad, verify_images, **tta) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
 
     HDF5 files are written in chunks to OUT.partial and renamed when complete; a run that
@@ -91,10 +111,13 @@ def extract(checkpoint, images, dataset, split, data_root, mot, detections, out,
         records = folder_records(Path(images))
         if not records:
             raise fail(f"--images {images}: no .jpg/.png/.bmp images found")
+        records = usable_records(records, skip_bad, verify_images)
     else:
         from reid.data.datasets import build_dataset
 
-        records = build_dataset(dataset, data_root or config.data.root).split(split)
+        records = build_dataset(
+            dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
+        ).split(split)
     attrs = {
         "model": str(checkpoint),
         "backbone": config.model.backbone,

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from reid.io.atomic import write_text
+
 from .common import fail, format_metrics_table
 
 
@@ -68,11 +70,16 @@ def rerank(query_file, gallery_file, k1, k2, lambda_value, qe, qe_k, qe_alpha, d
         {"query": q.paths[i], "gallery": [g.paths[j] for j in row], "distance": [float(reranked[i, j]) for j in row]}
         for i, row in enumerate(order)
     ]
-    (folder / "topk.json").write_text(json.dumps(lists, indent=1))
+    write_text(folder / "topk.json", json.dumps(lists, indent=1))
     if (q.pids >= 0).any() and (g.pids >= 0).any():
         rows = {}
-        for name, dist in (("original", original), (post.describe(), reranked)):
-            rows[name] = evaluate_rank(dist, q.pids, g.pids, q.camids, g.camids).as_dict()
+        try:
+            for name, dist in (("original", original), (post.describe(), reranked)):
+                rows[name] = evaluate_rank(dist, q.pids, g.pids, q.camids, g.camids).as_dict()
+        except ValueError as exc:  # e.g. no query id in the gallery: the lists stand, the scores do not
+            click.echo(f"warning: no metrics ({exc})", err=True)
+            click.echo(f"top-{k} lists written to {folder / 'topk.json'}")
+            return
         click.echo(format_metrics_table(rows))
-        (folder / "metrics.json").write_text(json.dumps(rows, indent=2))
+        write_text(folder / "metrics.json", json.dumps(rows, indent=2))
     click.echo(f"top-{k} lists written to {folder / 'topk.json'}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, fail, format_metrics_table, pick_device
+from .common import bad_image_options, device_option, fail, format_metrics_table, pick_device
 
 
 def parse_floats(text: str, option: str) -> tuple[float, ...]:
@@ -46,8 +46,21 @@ def _pick(cli_value, config_value):
 @click.option("--seed", default=0, show_default=True, help="Seed for choosing the ranked-list queries.")
 @click.option("--batch-size", default=128, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: the run folder).")
+@bad_image_options
 @device_option
-def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str, ablation: bool, seed: int, **opts):
+def test(
+    checkpoint: str,
+    dataset,
+    data_root,
+    batch_size: int,
+    out,
+    device: str,
+    ablation: bool,
+    seed: int,
+    skip_bad: bool,
+    verify_images: bool,
+    **opts,
+):
     """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol."""
     from reid.data.datasets import build_dataset
     from reid.engine.evaluate import FeatureBank, score_features
@@ -57,7 +70,9 @@ def test(checkpoint: str, dataset, data_root, batch_size: int, out, device: str,
     dev = pick_device(device)
     model, pre, config, _ = load_model(checkpoint, dev)
     options, post, ensemble, mode, ranked = _settings(config.test, opts)
-    data = build_dataset(dataset or config.data.dataset, data_root or config.data.root)
+    data = build_dataset(
+        dataset or config.data.dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
+    )
     folder = Path(out) if out else (Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent)
     folder.mkdir(parents=True, exist_ok=True)
     bank = FeatureBank(data.query, data.gallery, pre, dev, batch_size=batch_size)

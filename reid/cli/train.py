@@ -8,7 +8,7 @@ import click
 
 from reid.config import load_config
 
-from .common import format_metrics_table
+from .common import bad_image_options, format_metrics_table
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -20,9 +20,16 @@ from .common import format_metrics_table
     "--resume", type=click.Path(file_okay=False), help="Continue the run in this folder from its last checkpoint."
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@bad_image_options
 @click.argument("overrides", nargs=-1)
 def train(
-    config_path: str | None, output: str | None, resume: str | None, quiet: bool, overrides: tuple[str, ...]
+    config_path: str | None,
+    output: str | None,
+    resume: str | None,
+    quiet: bool,
+    skip_bad: bool,
+    verify_images: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Train a model. OVERRIDES are dotted keys, e.g. train.epochs=5 optim.lr=1e-4 loss.group.temperature=40.
 
@@ -30,13 +37,15 @@ def train(
     checkpoints/ (last.pt, best.pt with a validation split, epoch_XXX.pt snapshots).
     `--resume RUN_DIR` continues a stopped or killed run exactly where its last.pt left it.
     Several processes: torchrun --nproc_per_node N -m reid train -c CONFIG.
+    --skip-bad / --verify-images are data.skip_bad=true / data.verify_images=true.
     """
     from reid.engine.trainer import Trainer
 
     if resume:
         config_path = config_path or str(Path(resume) / "config.yaml")
         output = resume
-    config = load_config(config_path, list(overrides))
+    flags = [f"data.{k}=true" for k, on in (("skip_bad", skip_bad), ("verify_images", verify_images)) if on]
+    config = load_config(config_path, [*overrides, *flags])
     trainer = Trainer(config, run_dir=output, progress=not quiet, resume=bool(resume))
     history = trainer.fit()
     if not trainer.is_main:

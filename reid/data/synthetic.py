@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from reid.errors import ReidError
+from reid.io.atomic import write_image
 
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "logo")
 
@@ -253,7 +254,7 @@ def generate(out: str | Path, spec: SynthSpec, overwrite: bool = False, progress
     def write(folder: Path, pid: int, cam_index: int, image: np.ndarray) -> None:
         nonlocal frame
         frame += int(rng.integers(1, 50))
-        cv2.imwrite(str(folder / _name(pid, cam_index + 1, frame, 1)), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        write_image(folder / _name(pid, cam_index + 1, frame, 1), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
 
     total = spec.identities + spec.distractors + spec.junk
     bar = tqdm(total=total, desc="synth", unit="id", disable=not progress)

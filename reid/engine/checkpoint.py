@@ -34,3 +34,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ReidError(f"{path}: not a reid checkpoint (no model/config entries)")
     return state
+
+
+def remove_stray_temps(folder: str | Path) -> list[Path]:
+    """Delete the `.NAME.pt.XXXX.tmp` files a killed run left behind (reid.io.atomic temp files).
+
+    Called when a run starts or resumes, before anything writes into `folder`: a temp file is
+    only ever live inside one save, so any found then is garbage. Returns what was removed.
+    """
+    removed = []
+    for stray in sorted(Path(folder).glob(".*.pt.*.tmp")):
+        if stray.is_file() and not stray.is_symlink():
+            stray.unlink(missing_ok=True)
+            removed.append(stray)
+    return removed

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from reid.io.atomic import write_text
+
 
 def run_logger(run_dir: Path | None, name: str) -> logging.Logger:
     """A logger writing to run_dir/train.log, or discarding everything when run_dir is None
@@ -46,7 +48,7 @@ def truncate_metrics(path: Path, last_epoch: int) -> list[dict[str, Any]]:
     """Rewrite metrics.jsonl to hold only epochs <= last_epoch (the ones a checkpoint covers)."""
     records = read_metrics(path, last_epoch)
     if path.is_file():
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 

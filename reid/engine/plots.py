@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reid.io.atomic import save_figure
+
 _METRICS = ("mAP", "rank1", "mINP")
 _NOT_LOSSES = {"epoch", "lr", "images_per_s", "data_wait", "steps"}
 
@@ -45,7 +47,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[
         ax.legend(fontsize=8)
     ax.set_title("training loss")
     fig.tight_layout()
-    fig.savefig(out_dir / "loss.png", dpi=100)
+    save_figure(fig, out_dir / "loss.png", dpi=100)
     plt.close(fig)
     written.append(out_dir / "loss.png")
 
@@ -65,7 +67,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[
         ax.legend(fontsize=8)
         ax.set_title("evaluation")
         fig.tight_layout()
-        fig.savefig(out_dir / "metrics.png", dpi=100)
+        save_figure(fig, out_dir / "metrics.png", dpi=100)
         plt.close(fig)
         written.append(out_dir / "metrics.png")
     return written

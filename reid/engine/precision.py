@@ -38,3 +38,23 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def checked_cpu_bf16(dtype: torch.dtype | None, device: torch.device) -> tuple[torch.dtype | None, str | None]:
+    """`dtype`, or None plus the one-line reason when bf16 autocast on this CPU fails its self-check.
+
+    Only CPU bf16 is checked (once per process, see reid.models.cpu_bf16): on AMX CPUs some oneDNN
+    builds give NaN or non-repeatable bf16 convolutions, and training must not silently diverge.
+    """
+    if dtype != torch.bfloat16 or device.type != "cpu":
+        return dtype, None
+    from reid.models.cpu_bf16 import cpu_bf16_problem, fallback_message
+
+    problem = cpu_bf16_problem()
+    return (dtype, None) if problem is None else (None, fallback_message(problem, "train.amp=bf16"))
+
+
+def grads_finite(params: list[torch.Tensor]) -> bool:
+    """True when every gradient is finite (one fused norm over all of them)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))

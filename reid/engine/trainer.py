@@ -17,13 +17,15 @@ from tqdm import tqdm
 
 from reid.config import Config, save_config
 from reid.data.datasets import build_dataset
+from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import ConfigError, ReidError
+from reid.io.atomic import append_line, write_text
 from reid.losses import CrossEntropyLabelSmooth, build_loss
 from reid.models import build_model
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stray_temps, save_checkpoint
 from .distributed import (
     all_gather_with_grad,
     all_reduce_mean,
@@ -39,7 +41,7 @@ from .evaluate import evaluate_model
 from .logging_utils import TensorBoard, read_metrics, run_logger, truncate_metrics
 from .options import check_options, resolve_device
 from .plots import plot_curves
-from .precision import amp_dtype, autocast
+from .precision import amp_dtype, autocast, checked_cpu_bf16, grads_finite
 from .rng import rng_state, seed_everything, set_rng_state
 from .schedule import build_optimizer, build_scheduler
 from .validation import carve_validation
@@ -98,9 +100,13 @@ class Trainer:
         self.tb = TensorBoard(self.run_dir / "tb" if self.is_main and cfg.tensorboard else None)
         if self.tb.missing:
             self.log.info("tensorboard is not installed: no tb/ logs (metrics.jsonl and plots/ still written)")
+        for stray in remove_stray_temps(self.ckpt_dir) if self.is_main else []:
+            self.log.info("removed %s (a temp file left by a killed run)", stray.name)
 
         seed_everything(cfg.seed)
-        dataset = build_dataset(data.dataset, data.root)
+        dataset = build_dataset(data.dataset, data.root, skip_bad=data.skip_bad, verify_images=data.verify_images)
+        if not data.verify_images:  # a cheap check up front: the evaluation after the last epoch must not fail
+            verify_splits(dataset, skip_bad=data.skip_bad)
         for warning in dataset.warnings if self.is_main else []:
             self.log.warning("%s", warning)
             tqdm.write(f"warning: {warning}")
@@ -114,12 +120,16 @@ class Trainer:
             self.loader = train_loader(
                 train, transform, data.identities_per_batch, data.instances_per_identity, cfg.seed, data.workers,
                 rank=self.dist.rank, world_size=self.dist.world_size, pin_memory=self.device.type == "cuda",
+                skip_bad=data.skip_bad,
             )  # fmt: skip
         except ValueError as exc:
             raise ConfigError(f"data.identities_per_batch: {exc}") from None
         self.sampler = self.loader.batch_sampler.sampler
 
-        self.amp_dtype = amp_dtype(cfg.amp, self.device)
+        self.amp_dtype, fallback = checked_cpu_bf16(amp_dtype(cfg.amp, self.device), self.device)
+        if fallback:
+            self._warn(fallback)
+        self.last_saved: tuple[int, int] | None = None  # (epoch, step) of the last.pt this run holds
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.model = build_model(config.model, self.num_classes).to(self.device)
         if self.channels_last:
@@ -188,9 +198,32 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         return state
 
+    def _warn(self, message: str) -> None:
+        """A one-line warning in train.log and on the terminal (rank 0)."""
+        if self.is_main:
+            self.log.warning("%s", message)
+            tqdm.write(f"warning: {message}")
+
     def _save(self, state: dict, name: str) -> None:
         if self.is_main:
+            if not _finite_weights(state["model"]):
+                raise ReidError(f"step {self.global_step}: the model weights are not finite; {name} was not "
+                                f"overwritten. {self._advice()}")  # fmt: skip
             save_checkpoint(state, self.ckpt_dir / name)
+        if name == "last.pt":
+            self.last_saved = (state["epoch"], state.get("step", 0))
+
+    def _advice(self) -> str:
+        """What to try after a non-finite loss: resume the last good checkpoint or change the settings."""
+        saved = self.last_saved or ((self.start_epoch, self.start_step) if self.start_epoch or self.start_step
+                                    else None)  # fmt: skip
+        fixes = "a lower optim.lr, train.grad_clip=1.0" + (", train.amp=none" if self.amp_dtype else "")
+        if saved is None:
+            return f"No checkpoint was written yet: start again with {fixes}"
+        return (
+            f"The last good checkpoint ({self.ckpt_dir / 'last.pt'}, epoch {saved[0]} step {saved[1]}) is "
+            f"intact: continue it with `reid train --resume {self.run_dir}`, or start a new run with {fixes}"
+        )
 
     def snapshot(self, epoch: int) -> dict:
         """The model-only layout of last.pt (model, config, num_classes, preprocess, epoch, ...)."""
@@ -259,20 +292,17 @@ class Trainer:
         labels = labels.to(self.device, non_blocking=True)
         if self.in_warmup:
             return self.classifier_warmup_step(images, labels)
-        with autocast(self.device, self.amp_dtype):
-            out = self.net(images)
-        features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
-        if cfg.gather_embeddings and self.dist.enabled:
-            features = all_gather_with_grad(features, self.dist)
-            logits = all_gather_with_grad(logits, self.dist)
-            labels = all_gather_with_grad(labels, self.dist)
-            scale = float(self.dist.world_size)  # DDP averages: undo it so the step follows the global loss
-        loss, parts = self.loss_fn(features, logits, labels)
-        values = all_reduce_mean(torch.tensor([float(loss.detach()), *parts.values()], dtype=torch.float64), self.dist)
-        if not torch.isfinite(values).all():
-            raise ReidError(f"step {self.global_step}: loss is {values[0].item()}; lower optim.lr or check the data")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        cpu_bf16 = self.amp_dtype == torch.bfloat16 and self.device.type == "cpu"
+        buffers = [b.clone() for b in self.model.buffers()] if cpu_bf16 else []  # BN statistics, to undo a NaN pass
+        loss, parts, values, finite = self._loss_and_grads(images, labels)
+        if not finite and cpu_bf16:
+            self._drop_cpu_bf16("a non-finite loss or gradient")  # the AMX fault slipped past the self-check
+            for buffer, saved in zip(self.model.buffers(), buffers):
+                buffer.copy_(saved)
+            loss, parts, values, finite = self._loss_and_grads(images, labels)
+        if not finite:
+            what = f"loss is {values[0].item()}" if not torch.isfinite(values).all() else "gradients are not finite"
+            raise ReidError(f"step {self.global_step + 1}: {what}; nothing was saved from this step. {self._advice()}")
         if cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
@@ -283,23 +313,57 @@ class Trainer:
         self.global_step += 1
         return float(values[0]), dict(zip(parts, values[1:].tolist()))
 
+    def _loss_and_grads(self, images: torch.Tensor, labels: torch.Tensor) -> tuple:
+        """Forward, loss and (when the loss is finite) backward: (loss, parts, values over processes, finite).
+
+        `finite` also covers the gradients unless the fp16 grad scaler is on (it skips such steps itself).
+        """
+        with autocast(self.device, self.amp_dtype):
+            out = self.net(images)
+        features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
+        if self.config.train.gather_embeddings and self.dist.enabled:
+            features = all_gather_with_grad(features, self.dist)
+            logits = all_gather_with_grad(logits, self.dist)
+            labels = all_gather_with_grad(labels, self.dist)
+            scale = float(self.dist.world_size)  # DDP averages: undo it so the step follows the global loss
+        loss, parts = self.loss_fn(features, logits, labels)
+        values = all_reduce_mean(torch.tensor([float(loss.detach()), *parts.values()], dtype=torch.float64), self.dist)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(values).all():
+            return loss, parts, values, False
+        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        return loss, parts, values, self.scaler.is_enabled() or grads_finite(self.params)
+
+    def _drop_cpu_bf16(self, what: str) -> None:
+        """Recompute this step and train the rest of the run in float32, with a one-line warning."""
+        from reid.models.cpu_bf16 import SAFE_ISA_HINT, cpu_isa
+
+        self.amp_dtype = None
+        self._warn(f"step {self.global_step + 1}: CPU bfloat16 gave {what} ({cpu_isa()}); recomputed in float32 "
+                   f"and training on in float32. A known oneDNN fault on AMX CPUs: {SAFE_ISA_HINT}")  # fmt: skip
+
     def classifier_warmup_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
         """A step of the authors' warm-up: the frozen backbone and neck (eval mode, so BatchNorm
         statistics stay put) embed the batch, and only the classifier learns, with plain CE."""
-        self.model.eval()
-        with torch.no_grad(), autocast(self.device, self.amp_dtype):
-            embedding = self.model(images)
-        self.model.train()
-        loss = self.warmup_loss(self.model.classifier(embedding.float()), labels)
+        for _ in range(2):  # a second pass only to redo a CPU bf16 step in float32
+            self.model.eval()
+            with torch.no_grad(), autocast(self.device, self.amp_dtype):
+                embedding = self.model(images)
+            self.model.train()
+            loss = self.warmup_loss(self.model.classifier(embedding.float()), labels)
+            value = float(all_reduce_mean(loss.detach().double(), self.dist))
+            if np.isfinite(value) or self.amp_dtype != torch.bfloat16 or self.device.type != "cpu":
+                break
+            self._drop_cpu_bf16("a non-finite warm-up loss")
+        if not np.isfinite(value):
+            raise ReidError(f"step {self.global_step + 1}: warm-up loss is {value}; nothing was saved from this "
+                            f"step. {self._advice()}")  # fmt: skip
         self.warmup_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for param in self.model.classifier.parameters():  # the DDP wrapper is bypassed: average by hand
             param.grad = all_reduce_mean(param.grad, self.dist)
         self.warmup_optimizer.step()
         self.global_step += 1
-        value = float(all_reduce_mean(loss.detach().double(), self.dist))
-        if not np.isfinite(value):
-            raise ReidError(f"step {self.global_step}: warm-up loss is {value}; lower optim.lr or check the data")
         return value, {"warmup_ce": value}
 
     def train_epoch(self, epoch: int, start_step: int = 0, totals: dict | None = None) -> dict:
@@ -374,8 +438,7 @@ class Trainer:
             self._save(self.snapshot(done), f"epoch_{done:03d}.pt")
         if self.is_main:
             self.log.info(json.dumps(record))
-            with open(self.run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
             self.records.append(record)
             self.tb.scalars(record, done, "epoch/")
         self._save(self.state(done), "last.pt")
@@ -410,7 +473,7 @@ class Trainer:
                         {**self.snapshot(cfg.epochs), "model": self.ema.state_dict()}, self.ckpt_dir / "ema.pt"
                     )
             if self.is_main:
-                (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2))
+                write_text(self.run_dir / "metrics.json", json.dumps(self.history, indent=2))
                 if cfg.plots:
                     plot_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "plots")
             barrier(self.dist)
@@ -419,6 +482,12 @@ class Trainer:
             self.tb.close()
             if self._owns_group:
                 cleanup_distributed()
+
+
+def _finite_weights(model_state: dict) -> bool:
+    """True when every floating-point tensor of a state dict is finite."""
+    tensors = [t for t in model_state.values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    return not tensors or bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors)))
 
 
 def _label_smoothing(loss_spec: dict) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 
 from reid.data.datasets.base import Record
 from reid.data.image_io import read_image
-from reid.io.atomic import atomic_path
+from reid.io.atomic import atomic_path, save_figure, write_image
 
 from .distance import to_numpy
 
@@ -88,7 +88,7 @@ def plot_cmc(cmc_curves: dict[str, np.ndarray], path: str | os.PathLike, title: 
         ax.set_title(title)
         ax.legend(loc="lower right")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", bbox_inches="tight")
+        save_figure(fig, path, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
 
@@ -139,14 +139,18 @@ def save_ranked_lists(
         ]
         gap = np.full((cells[0].shape[0], 3 * border, 3), 255, np.uint8)
         strip = [cells[0], gap, gap] + [x for c in cells[1:] for x in (c, gap)]
-        path = out / f"{int(qi):05d}_{Path(q.path).stem}.png"
-        if not cv2.imwrite(str(path), np.concatenate(strip[:-1] if len(cells) > 1 else strip, axis=1)):
-            raise OSError(f"{path}: cannot write PNG")
+        path = out / f"{int(qi):05d}_{printable(Path(q.path).stem)}.png"
+        write_image(path, np.concatenate(strip[:-1] if len(cells) > 1 else strip, axis=1))
         written.append(str(path))
     return written
 
 
 TEXT_HEIGHT = 18
+
+
+def printable(name: str) -> str:
+    """`name` in ASCII: other characters (and undecodable bytes of non-UTF-8 file names) escaped."""
+    return name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
 
 
 def _cell(image_path: str, colour: tuple[int, int, int], size: tuple[int, int], border: int) -> np.ndarray:
@@ -155,7 +159,7 @@ def _cell(image_path: str, colour: tuple[int, int, int], size: tuple[int, int], 
     img = cv2.resize(read_image(image_path), (w, h), interpolation=cv2.INTER_AREA)
     framed = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=colour)
     text = np.full((TEXT_HEIGHT, framed.shape[1], 3), 255, np.uint8)
-    name = Path(image_path).name
+    name = printable(Path(image_path).name)  # OpenCV's Hershey fonts draw ASCII only (and crash on surrogates)
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
     while len(name) > 4 and cv2.getTextSize(name, font, scale, 1)[0][0] > framed.shape[1] - 2:
         name = ".." + name[3:]  # keep the end of long names (pid, camera, frame)

@@ -19,6 +19,7 @@ import torch
 
 from reid.data.datasets.base import Record
 from reid.engine.evaluate import FeatureBank, PostProcess, score_features
+from reid.io.atomic import write_text
 
 from .features import TestTimeOptions
 
@@ -169,4 +170,4 @@ def ablation_json(rows: Sequence[AblationRow], extra: dict | None = None) -> dic
 
 def write_ablation(path: str | Path, rows: Sequence[AblationRow], extra: dict | None = None) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(ablation_json(rows, extra), indent=2))
+    write_text(path, json.dumps(ablation_json(rows, extra), indent=2))

@@ -12,6 +12,7 @@ the batch becomes a channels-last float tensor normalised in one fused multiply-
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch import nn
 from reid.data.image_io import read_image, to_bgr
 from reid.data.transforms import Preprocess
 from reid.errors import DataError
+from reid.models.cpu_bf16 import SAFE_ISA_HINT, Bf16FallbackWarning, cpu_bf16_allowed
 
 from .features import TestTimeOptions, embed_batch
 
@@ -34,6 +36,8 @@ def _as_bgr(image: ImageLike, color: str, index: int) -> np.ndarray:
     """One input (path or uint8 array in `color` order) as a BGR uint8 (H, W, 3) array."""
     if isinstance(image, (str, Path)):
         return read_image(image)
+    if image is None:
+        raise DataError(f"image {index}: got None (cv2.imread returns None for a missing or unreadable file)")
     if not isinstance(image, np.ndarray):
         raise DataError(f"image {index}: expected a uint8 array or a file path, got {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
@@ -85,8 +89,44 @@ def clip_boxes(boxes_xyxy: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
 
 
+BOX_FORMATS = ("xyxy", "tlwh")
+
+
+def as_xyxy(boxes: np.ndarray, box_format: str = "xyxy") -> np.ndarray:
+    """Boxes (N, 4) in `box_format` ("xyxy": x0, y0, x1, y1; "tlwh": x, y, w, h) -> float64 xyxy.
+
+    A box with x1 < x0 or y1 < y0 (e.g. (x, y, w, h) boxes passed as xyxy) is a DataError,
+    not a silent 1-pixel crop.
+    """
+    if box_format not in BOX_FORMATS:
+        raise ValueError(f"box_format must be 'xyxy' or 'tlwh', got {box_format!r}")
+    try:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    except (TypeError, ValueError):
+        raise DataError("boxes: expected an (N, 4) array of numbers") from None
+    if not np.isfinite(boxes).all():
+        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
+        raise DataError(f"box {bad}: coordinates must be finite numbers, got {boxes[bad].tolist()}")
+    if box_format == "tlwh":
+        if (boxes[:, 2:] < 0).any():
+            bad = int(np.flatnonzero((boxes[:, 2:] < 0).any(axis=1))[0])
+            raise DataError(f"box {bad}: negative width or height in tlwh box {boxes[bad].tolist()}")
+        return boxes_from_tlwh(boxes)
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if inverted.any():
+        bad = int(np.flatnonzero(inverted)[0])
+        raise DataError(
+            f"box {bad}: x1 < x0 or y1 < y0 in {boxes[bad].tolist()}; for (x, y, w, h) boxes pass box_format='tlwh'"
+        )
+    return boxes
+
+
 def crop_boxes(frame: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
     """Views of `frame` (H, W, C) for each box (N, 4) in x0, y0, x1, y1 pixels (see clip_boxes)."""
+    if frame is None:
+        raise DataError("frame: got None (cv2.imread returns None for a missing or unreadable file)")
+    if not isinstance(frame, np.ndarray):
+        raise DataError(f"frame: expected an (H, W, 3) uint8 array, got {type(frame).__name__}")
     if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataError(f"frame: expected an (H, W, 3) image, got shape {frame.shape}")
     clipped = clip_boxes(boxes_xyxy, frame.shape[0], frame.shape[1])
@@ -100,8 +140,10 @@ class FeatureExtractor:
     device: "cpu", "cuda", "cuda:1"... (default: CUDA when available, else CPU).
     batch_size: images per forward pass. half: fp16 weights and inputs on CUDA; on the CPU,
     bfloat16 autocast with float32 weights (about 2x faster for a ResNet-50 on a CPU with bf16
-    support; normalised features within ~1e-3 of float32). options: test-time switches
-    (flip, ...), as `reid test`.
+    support; normalised features within ~1e-3 of float32) after a once-per-process self-check
+    of bf16 on this CPU: if it fails (a oneDNN fault on some AMX CPUs), float32 is used with a
+    `Bf16FallbackWarning`, and a bf16 batch that comes out non-finite is recomputed in float32.
+    options: test-time switches (flip, ...), as `reid test`.
     """
 
     def __init__(
@@ -115,6 +157,8 @@ class FeatureExtractor:
     ) -> None:
         from reid.models.loading import load_model
 
+        if not isinstance(checkpoint, (str, Path)):
+            raise DataError(f"checkpoint: expected a file or run folder path, got {type(checkpoint).__name__}")
         model, pre, _, _ = load_model(checkpoint, "cpu")
         self._setup(model, pre, device, batch_size, half, options, channels_last)
 
@@ -141,7 +185,8 @@ class FeatureExtractor:
         self.pre, self.batch_size, self.half, self.options = pre, int(batch_size), bool(half), options
         on_cuda = self.device.type == "cuda"
         self.dtype = torch.float16 if half and on_cuda else torch.float32
-        self.cpu_autocast = bool(half) and not on_cuda  # bf16 matmuls/convolutions, fp32 weights
+        # bf16 matmuls/convolutions with fp32 weights, if this CPU passes the self-check
+        self.cpu_autocast = bool(half) and not on_cuda and cpu_bf16_allowed("FeatureExtractor(half=True)")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         std = torch.tensor(pre.std, dtype=torch.float32)
@@ -161,7 +206,14 @@ class FeatureExtractor:
         x = x.float().mul_(self._scale).add_(self._shift)  # NHWC storage: already channels-last
         x = x.to(dtype=self.dtype, memory_format=self.memory_format)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_autocast):
-            return embed_batch(self.model, x, self.options).float().cpu()
+            out = embed_batch(self.model, x, self.options).float().cpu()
+        if self.cpu_autocast and not bool(torch.isfinite(out).all()):
+            warnings.warn(
+                f"FeatureExtractor(half=True): a CPU bfloat16 batch of {len(out)} came out non-finite; recomputed in "
+                f"float32 (a known oneDNN fault on AMX CPUs: {SAFE_ISA_HINT})", Bf16FallbackWarning, stacklevel=3,
+            )  # fmt: skip
+            out = embed_batch(self.model, x, self.options).float().cpu()
+        return out
 
     def __call__(self, images: Sequence[ImageLike], color: str = "bgr") -> np.ndarray:
         """Features (N, D) float32, L2-normalised, of uint8 arrays (any size) or image files.
@@ -180,13 +232,18 @@ class FeatureExtractor:
             out[start : start + len(chunk)] = self._embed(batch).numpy()
         return out
 
-    def from_frame(self, frame: np.ndarray, boxes_xyxy: np.ndarray, color: str = "bgr") -> np.ndarray:
-        """Features (N, D) of the boxes (N, 4) x0, y0, x1, y1 (pixels) in one frame (H, W, 3).
+    def from_frame(
+        self, frame: np.ndarray, boxes: np.ndarray, color: str = "bgr", box_format: str = "xyxy"
+    ) -> np.ndarray:
+        """Features (N, D) of the boxes (N, 4) in one frame (H, W, 3).
 
-        Boxes are clipped to the frame; a box left empty by clipping uses the nearest 1x1
-        pixel (see `clip_boxes`). No boxes: a (0, D) array.
+        box_format: "xyxy" (x0, y0, x1, y1 pixels, the default) or "tlwh" (x, y, w, h as in
+        MOT files); an inverted xyxy box is a DataError. Boxes are clipped to the frame; a box
+        left empty by clipping uses the nearest 1x1 pixel (see `clip_boxes`). No boxes: (0, D).
         """
-        return self(crop_boxes(frame, boxes_xyxy), color=color)
+        if frame is None:
+            raise DataError("frame: got None (cv2.imread returns None for a missing or unreadable file)")
+        return self(crop_boxes(frame, as_xyxy(boxes, box_format)), color=color)
 
     def __repr__(self) -> str:
         pre = self.pre
@@ -206,4 +263,4 @@ def boxes_from_tlwh(tlwh: np.ndarray) -> np.ndarray:
     return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
 
 
-__all__ = ["FeatureExtractor", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]
+__all__ = ["FeatureExtractor", "as_xyxy", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]

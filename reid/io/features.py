@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from reid.errors import DataError
+from reid.io.atomic import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -36,9 +37,7 @@ def write_features(path: str | Path, fs: FeatureSet) -> None:
     n = len(fs.features)
     if not (len(fs.pids) == len(fs.camids) == len(fs.paths) == n):
         raise ValueError("features, pids, camids and paths must have the same length")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("features", data=np.asarray(fs.features, np.float32))
         h5.create_dataset("pids", data=np.asarray(fs.pids, np.int64))
         h5.create_dataset("camids", data=np.asarray(fs.camids, np.int64))
@@ -46,7 +45,6 @@ def write_features(path: str | Path, fs: FeatureSet) -> None:
         h5.attrs["format_version"] = FORMAT_VERSION
         for key, value in fs.attrs.items():
             h5.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
-    os.replace(tmp, path)
 
 
 def read_features(path: str | Path) -> FeatureSet:
@@ -58,7 +56,7 @@ def read_features(path: str | Path) -> FeatureSet:
             missing = [k for k in ("features", "pids", "camids", "paths") if k not in h5]
             if missing:
                 raise DataError(f"{path}: not a reid feature file (missing {', '.join(missing)})")
-            return FeatureSet(
+            fs = FeatureSet(
                 features=h5["features"][()].astype(np.float32, copy=False),
                 pids=h5["pids"][()],
                 camids=h5["camids"][()],
@@ -67,6 +65,23 @@ def read_features(path: str | Path) -> FeatureSet:
             )
     except OSError as exc:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+    _check_rows(fs, path)
+    return fs
+
+
+def _check_rows(fs: FeatureSet, path: Path) -> None:
+    """Features must be (N >= 1, D) and finite: NaN rows would rank arbitrarily downstream."""
+    if fs.features.ndim != 2 or len(fs.features) == 0:
+        raise DataError(f"{path}: no features (shape {fs.features.shape}); extract them again")
+    if not (len(fs.pids) == len(fs.camids) == len(fs.paths) == len(fs.features)):
+        raise DataError(f"{path}: features, pids, camids and paths have different lengths")
+    finite = np.isfinite(fs.features).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(
+            f"{path}: {len(bad)} row(s) with NaN or infinite features, first row {int(bad[0])} "
+            f"({fs.paths[int(bad[0])]}); extract them again"
+        )
 
 
 def _attr_value(value: Any) -> Any:
@@ -149,6 +164,8 @@ class PartialFeatureWriter:
             raise ValueError(f"finish() after {self.rows_done} of {self.total} rows")
         del self.h5.attrs["rows_done"]
         self.h5.close()
+        with open(self.partial, "rb+") as handle:  # on disk before the rename (as reid.io.atomic does)
+            os.fsync(handle.fileno())
         os.replace(self.partial, self.path)
         return self.path
 

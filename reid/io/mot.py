@@ -80,7 +80,7 @@ def read_detections(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: detection file not found")
     rows, lines = [], []
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:  # a BOM (Windows editors) is fine
         for number, line in enumerate(handle, 1):
             line = line.strip()
             if not line:
@@ -144,6 +144,8 @@ def deepsort_detections(
     info = read_seqinfo(seq_dir)
     det_path = Path(detections) if detections else seq_dir / "det" / "det.txt"
     dets, lines = read_detections(det_path)
+    if len(dets) == 0:
+        raise DataError(f"{det_path}: no detections (the file is empty)")
     out = np.empty((len(dets), 10 + extractor.feature_dim), np.float32)
     pending_crops: list[np.ndarray] = []
     pending_rows: list[int] = []

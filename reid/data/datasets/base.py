@@ -15,6 +15,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 # files every release or OS leaves in image folders; never worth a warning
 CLUTTER = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
 SPLITS = ("train", "query", "gallery")
+MAX_ID = 2**31 - 1  # person and camera ids are stored as int64 and indexed: refuse absurd ones at parse time
 
 
 class Record(NamedTuple):
@@ -117,7 +118,11 @@ def list_folder(folder: Path, issues: Issues) -> list[os.DirEntry]:
     """Image files of `folder`, sorted by name; other files are counted in `other_files`."""
     images = []
     for entry in os.scandir(folder):
-        if not entry.is_file():
+        try:
+            is_file = entry.is_file() or entry.is_symlink()  # a broken link is reported as a bad image
+        except OSError:  # a symlink loop: listed, then named by the image check
+            is_file = True
+        if not is_file or (entry.is_symlink() and os.path.isdir(entry.path)):
             continue
         suffix = os.path.splitext(entry.name)[1].lower()
         if suffix in IMAGE_EXTENSIONS:
@@ -150,6 +155,7 @@ def finish(
             raise DataError(f"{root}: the {split} split has no usable images")
     query, gallery = splits["query"], splits["gallery"]
     _count_unmatched_queries(query, gallery, issues)
+    _count_query_images_in_gallery(query, gallery, issues)
     return ReidDataset(
         name=name,
         train=relabel(splits["train"]),
@@ -160,6 +166,22 @@ def finish(
         counts=dict(issues.counts),
         meta=dict(meta or {}),
     )
+
+
+def _count_query_images_in_gallery(query: list[Record], gallery: list[Record], issues: Issues) -> None:
+    """Warn about the same file listed as a query and, under another camera, in the gallery:
+    it then matches itself across cameras and inflates rank-1 (a CSV mistake)."""
+    gallery_cams: dict[str, set[int]] = {}
+    for r in gallery:
+        gallery_cams.setdefault(os.path.normpath(r.path), set()).add(r.camid)
+    doubled = [r for r in query if gallery_cams.get(os.path.normpath(r.path), set()) - {r.camid}]
+    if doubled:
+        issues.warn(
+            f"{len(doubled)} image(s) are listed as a query and, under another camera, in the gallery, so they "
+            f"match themselves and inflate the scores: {_examples([r.path for r in doubled])}",
+            "query_images_in_gallery",
+            len(doubled),
+        )
 
 
 def _count_unmatched_queries(query: list[Record], gallery: list[Record], issues: Issues) -> None:

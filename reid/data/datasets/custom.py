@@ -10,12 +10,13 @@ A missing train split is allowed (evaluation only) and noted in the warnings.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 from reid.errors import DataError
 
-from .base import SPLITS, Issues, LoadOptions, Record, ReidDataset, finish, list_folder
+from .base import MAX_ID, SPLITS, Issues, LoadOptions, Record, ReidDataset, finish, list_folder
 
 _CAMERA = re.compile(r"(?:^|_)c([1-9]\d*)")
 TREE_NAMING = "<split>/<pid>/<anything>_c<camera from 1>*.jpg as in query/17/gate_c2_0001.jpg"
@@ -30,7 +31,7 @@ def camera_in_name(name: str) -> int | None:
 
 def _parse_pid(text: str) -> int | None:
     text = text.strip()
-    return int(text) if re.fullmatch(r"-?\d+", text) and int(text) >= -1 else None
+    return int(text) if re.fullmatch(r"-?\d{1,10}", text) and -1 <= int(text) <= MAX_ID else None
 
 
 def _tree_split(folder: Path, split: str, issues: Issues) -> list[Record]:
@@ -83,8 +84,8 @@ def load_custom_csv(csv_path: str | Path, options: LoadOptions | None = None) ->
         raise DataError(f"{csv_path}: CSV file not found")
     issues = Issues(options or LoadOptions())
     splits: dict[str, list[Record]] = {split: [] for split in SPLITS}
-    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(_read_utf8(csv_path), newline=""))
+    try:
         columns = [c.strip().lower() for c in reader.fieldnames or []]
         missing = [c for c in CSV_COLUMNS if c not in columns]
         if missing:
@@ -101,10 +102,12 @@ def load_custom_csv(csv_path: str | Path, options: LoadOptions | None = None) ->
                 raise DataError(f"{csv_path} line {line}: split {values['split']!r} is not train, query or gallery")
             pid = _parse_pid(values["pid"])
             if pid is None:
-                raise DataError(f"{csv_path} line {line}: pid {values['pid']!r} is not an integer >= -1")
-            if not re.fullmatch(r"\d+", values["camid"]):
+                pid_text = _short(values["pid"])
+                raise DataError(f"{csv_path} line {line}: pid {pid_text} is not an integer in -1..{MAX_ID}")
+            if not re.fullmatch(r"\d{1,10}", values["camid"]) or int(values["camid"]) > MAX_ID:
                 raise DataError(
-                    f"{csv_path} line {line}: camid {values['camid']!r} is not an integer >= 0 (camid is 0-based)"
+                    f"{csv_path} line {line}: camid {_short(values['camid'])} is not an integer in 0..{MAX_ID} "
+                    "(camid is 0-based)"
                 )
             if not values["path"]:
                 raise DataError(f"{csv_path} line {line}: empty path")
@@ -114,6 +117,8 @@ def load_custom_csv(csv_path: str | Path, options: LoadOptions | None = None) ->
             path = Path(values["path"])
             path = path if path.is_absolute() else csv_path.parent / path
             splits[split].append(Record(str(path), pid, int(values["camid"])))
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise DataError(f"{csv_path} line {reader.line_num}: not a valid CSV row ({exc})") from None
     issues.counts["junk"] += junk
     if not splits["train"]:
         issues.warn(f"{csv_path}: no train rows; the dataset can be evaluated but not trained on", "no_train", 1)
@@ -121,6 +126,20 @@ def load_custom_csv(csv_path: str | Path, options: LoadOptions | None = None) ->
         if not splits[split]:
             raise DataError(f"{csv_path}: no {split} rows")
     return finish("custom", csv_path, splits, issues, meta={"format": "csv"}, optional_train=True)
+
+
+def _read_utf8(csv_path: Path) -> str:
+    """The CSV's text (a UTF-8 BOM is fine); another encoding is a DataError naming the line."""
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{csv_path} line {line}: not UTF-8 text (save the CSV as UTF-8)") from None
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 24 else repr(text[:21] + "...")
 
 
 def load_custom(root: str | Path, options: LoadOptions | None = None) -> ReidDataset:

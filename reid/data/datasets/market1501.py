@@ -15,6 +15,7 @@ from pathlib import Path
 from reid.errors import DataError
 
 from .base import (
+    MAX_ID,
     Issues,
     LoadOptions,
     Record,
@@ -32,7 +33,10 @@ NAMING = "<pid>_c<camera from 1>* as in 0002_c1s1_000451_03.jpg"
 def parse_name(name: str) -> tuple[int, int] | None:
     """(pid, camera as written, from 1) of a Market-style file name, or None."""
     match = _PATTERN.match(name)
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
+    if match is None or len(match.group(1)) > 10 or len(match.group(2)) > 10:
+        return None
+    pid, cam = int(match.group(1)), int(match.group(2))
+    return (pid, cam) if pid <= MAX_ID and cam <= MAX_ID else None
 
 
 def parse_folder(folder: Path, issues: Issues | None = None, split: str = "split") -> list[Record]:
