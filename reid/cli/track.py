@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def track(
         total, fps, size, name = info.length, info.frame_rate or 25.0, (info.width, info.height), info.name
         gt = gt or (str(Path(mot) / "gt" / "gt.txt") if (Path(mot) / "gt" / "gt.txt").is_file() else None)
         if max_frames:
-            frames = (f for f in frames if f.index <= max_frames)
+            frames = itertools.islice(frames, max_frames)  # frames come in order 1, 2, ...
             total = min(total, max_frames)
     else:
         from reid.tracking.video import HogDetector, video_frames
