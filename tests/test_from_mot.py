@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from reid.cli import cli
 from reid.data.datasets import build_dataset
 from reid.data.datasets.market1501 import parse_name
-from reid.data.from_mot import FromMotRules, plan_crops
+from reid.tracking.from_mot import FromMotRules, plan_crops
 
 
 def _sequence(root: Path, name: str, tracks: dict[int, dict], frames: int = 20) -> Path:

@@ -70,11 +70,11 @@ def from_mot(
     """Crop the ground-truth boxes of MOTChallenge sequences into a Market-1501-layout re-ID dataset.
 
     Identity = track id made unique per sequence; camera = sequence, cut into --time-chunks
-    spans of time. The split rules are in `reid.data.from_mot` and the output's from_mot.json.
+    spans of time. The split rules are in `reid.tracking.from_mot` and the output's from_mot.json.
     Check it with `reid data check from-mot --data-root OUT`; train on it with the overrides
     data.dataset=from-mot data.root=OUT.
     """
-    from reid.data.from_mot import FromMotRules, crops_from_mot
+    from reid.tracking.from_mot import FromMotRules, crops_from_mot
 
     if every < 1 or time_chunks < 1 or min_height < 0:
         raise fail("--every and --time-chunks must be positive, --min-height not negative")

@@ -38,6 +38,8 @@ from reid.errors import DataError
 from reid.io.atomic import atomic_path
 from reid.io.mot import read_seqinfo
 
+from .io import read_mot_rows
+
 
 @dataclass(frozen=True)
 class FromMotRules:
@@ -72,7 +74,6 @@ def _sampled(rows: np.ndarray, every: int) -> np.ndarray:
 
 def plan_crops(seq_dirs: list[str | Path], rules: FromMotRules) -> list[dict]:
     """Every crop to write: sequence, frame, box, pid, camera and split (see the module docstring)."""
-    from reid.tracking.io import read_mot_rows
 
     crops, identities = [], {}
     for s, seq in enumerate(seq_dirs):
