@@ -1,5 +1,6 @@
 # make demo: install, generate the synthetic data if missing, train + evaluate on the CPU.
-# make test: install, run the test suite.
+# make test: install, run the test suite without the tests marked slow (under 3 min on 2 cores).
+# make test-slow: only the slow tests (.ci/run runs both); make lint: ruff check + ruff format --check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ DATA := datasets/synthetic-market
 # our opencv-contrib-python-headless as a second cv2 (numpy/scipy/matplotlib they need are ours already)
 TRACK_PACKAGES := deep-sort-realtime trackeval
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-slow lint clean
 
 install: $(VENV)/.installed
 
@@ -31,11 +32,18 @@ demo: install $(DATA)
 	rm -rf runs/demo
 	$(BIN)/reid train -c configs/demo.yaml --output runs/demo
 
+# pytest -m expression of `make test`; MARK= runs everything
+MARK ?= not slow
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "$(MARK)"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
 
 lint: install
 	$(BIN)/ruff check reid tests tools
+	$(BIN)/ruff format --check reid tests tools
 
 clean:
 	rm -rf runs .pytest_cache $(DATA)

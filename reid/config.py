@@ -1,11 +1,12 @@
-"""Typed run configuration: dataclasses, YAML files and dotted `key=value` overrides."""
+"""Typed run configuration: dataclasses, YAML files and dotted `key=value` overrides.
+
+The `test:` section is reid.test_time.TestConfig, the one schema of the test-time options.
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ import yaml
 from reid.config_fields import build_section, load_yaml, spec
 from reid.errors import ConfigError
 from reid.io.atomic import write_text
+from reid.io.fingerprint import canonical_json, stable_hash
+from reid.test_time import TestConfig
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "OptimConfig", "TestConfig", "TrainConfig", "load_config"]
 
 
 @dataclass
@@ -89,31 +94,6 @@ class TrainConfig:
 
 
 @dataclass
-class TestConfig:
-    """Test-time strategies (Group Loss++, METHOD.md 4); each also a `reid test` option."""
-
-    flip: bool = False  # average with the horizontal mirror
-    scales: list[float] = spec(factory=lambda: [1.0], above=0.0)  # input scales to average over
-    pool_lambda: float | None = spec(
-        None, min=0.0, max=1.0
-    )  # lambda * max + (1 - lambda) * avg pooling; None: as trained
-    leaky_slope: float | None = None  # leaky slope of the last block's final activation; None: ReLU
-    beta: float = spec(0.0, min=0.0)  # embedding mixing e = f/|f| + beta * f (then half squared Euclidean distance)
-    qe: str = spec(
-        "none", choices=("none", "alpha", "dba")
-    )  # none | alpha (alpha-QE) | dba (database-side augmentation); before re-ranking
-    qe_k: int = spec(10, min=1)
-    qe_alpha: float = spec(3.0, min=0.0)
-    rerank: bool = False  # k-reciprocal re-ranking
-    k1: int = spec(20, min=1)
-    k2: int = spec(6, min=1)
-    lambda_value: float = spec(0.3, min=0.0, max=1.0)
-    ensemble: list[str] = field(default_factory=list)  # snapshot files of the run (temporal ensembling)
-    ensemble_mode: str = spec("weights", choices=("weights", "features", "concat"))  # weights | features | concat
-    ranked_lists: int = spec(8, min=0)  # ranked-list images of random queries written by `reid test`
-
-
-@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -128,8 +108,7 @@ class Config:
 
     def hash(self) -> str:
         """A short stable hash of the whole configuration (recorded in feature files)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return stable_hash([canonical_json(self.to_dict())], length=12)
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -188,6 +188,14 @@ def _check(value: Any, meta: typing.Mapping, key: str) -> None:
         raise ConfigError(f"{key}: expected < {below}, got {value}")
 
 
+def check_value(value: Any, field_: dataclasses.Field, hint: Any, key: str) -> Any:
+    """One value converted to `hint` and checked against its field's metadata, exactly as at load
+    (reid.test_time uses it for values that come from the command line)."""
+    converted = coerce(value, hint, key)
+    _check(converted, field_.metadata, key)
+    return converted
+
+
 def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     """Instantiate dataclass `cls` from `values`: unknown keys, wrong types and out-of-range values raise."""
     if not isinstance(values, dict):

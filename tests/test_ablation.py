@@ -9,19 +9,18 @@ import torch.nn.functional as F
 
 from reid.data.datasets import build_dataset
 from reid.data.transforms import Preprocess
-from reid.engine.evaluate import FeatureBank, PostProcess, score_features
+from reid.evaluation.tables import format_ablation_table
 from reid.inference.ablation import (
     AblationRow,
     Setting,
     ablation_settings,
-    format_ablation_table,
     run_ablation,
     strategy_values,
     write_ablation,
 )
-from reid.inference.features import TestTimeOptions, finalize_features
-
-NONE_AVAILABLE = {"qe": False, "rerank": False}
+from reid.inference.features import finalize_features
+from reid.inference.pipeline import FeatureBank, score_features
+from reid.test_time import TestConfig
 
 
 class CountingModel(torch.nn.Module):
@@ -54,7 +53,7 @@ def split(tiny_root):
 
 
 def test_settings_cover_each_strategy_then_all_together():
-    names = [s.name for s in ablation_settings(available={"qe": True, "rerank": True})]
+    names = [s.name for s in ablation_settings()]
     assert names == [
         "baseline",
         "flip",
@@ -67,7 +66,7 @@ def test_settings_cover_each_strategy_then_all_together():
         "re-ranking",
         "all together",
     ]
-    settings = ablation_settings(available=NONE_AVAILABLE, ensemble_modes=["weights", "concat"], ensemble_mode="concat")
+    settings = ablation_settings(ensemble_modes=["weights", "concat"], ensemble_mode="concat", with_post=False)
     assert [s.name for s in settings][-4:] == [
         "ensemble (weights)",
         "ensemble (concat)",
@@ -75,22 +74,26 @@ def test_settings_cover_each_strategy_then_all_together():
         "all + ensemble (concat)",
     ]
     last = settings[-1]
-    assert last.models == "concat" and last.post.qe == "none" and not last.post.rerank
-    assert last.options == TestTimeOptions(flip=True, scales=(1.0, 1.1), pool_lambda=0.5, leaky_slope=0.1, beta=0.002)
+    assert last.models == "concat" and last.settings.qe == "none" and not last.settings.rerank
+    assert last.settings.features_only() == TestConfig(
+        flip=True, scales=[1.0, 1.1], pool_lambda=0.5, leaky_slope=0.1, beta=0.002
+    )
 
 
 def test_user_values_replace_the_defaults():
-    user = TestTimeOptions(scales=(0.9, 1.0), pool_lambda=0.6, beta=0.001)
-    full, post = strategy_values(user, PostProcess(qe="dba", k1=10))
-    assert full == TestTimeOptions(flip=True, scales=(0.9, 1.0), pool_lambda=0.6, leaky_slope=0.1, beta=0.001)
-    assert post.qe == "dba" and post.rerank and post.k1 == 10
+    user = TestConfig(scales=[0.9, 1.0], pool_lambda=0.6, beta=0.001, qe="dba", k1=10)
+    full = strategy_values(user)
+    assert full.features_only() == TestConfig(
+        flip=True, scales=[0.9, 1.0], pool_lambda=0.6, leaky_slope=0.1, beta=0.001
+    )
+    assert full.qe == "dba" and full.rerank and full.k1 == 10
 
 
 def test_features_are_extracted_once_per_network_configuration(split):
     query, gallery, pre = split
     model = CountingModel()
     bank = FeatureBank(query, gallery, pre, batch_size=64, progress=False)
-    settings = ablation_settings(available=NONE_AVAILABLE)
+    settings = ablation_settings(with_post=False)
     rows = run_ablation(bank, {"single": [("m", model)]}, settings, query, gallery)
     assert [r.name for r in rows] == [s.name for s in settings]
     batches = 2  # one query batch + one gallery batch of <= 64 images
@@ -99,10 +102,10 @@ def test_features_are_extracted_once_per_network_configuration(split):
     by_name = {r.name: r for r in rows}
     beta_row, base_row = by_name["beta mixing beta=0.002"], by_name["baseline"]
     # the beta row reuses the baseline raw features (no new pass), mixed: check against a direct computation
-    q_raw, g_raw, raw_s = bank.raw("m", model, TestTimeOptions())
+    q_raw, g_raw, raw_s = bank.raw("m", model, TestConfig())
     assert beta_row.extract_s >= raw_s > 0 and base_row.extract_s >= raw_s  # the shared extraction is charged to both
     q, g = finalize_features(q_raw, 0.002), finalize_features(g_raw, 0.002)
-    expected, _, _ = score_features(q, g, query, gallery, "euclidean")
+    expected, _, _ = score_features(q, g, query, gallery, TestConfig(beta=0.002))
     assert beta_row.metrics == expected.as_dict()
     leaky = by_name["leaky slope=0.1"].metrics
     assert leaky != base_row.metrics  # the leaky pass really changed the features
@@ -132,6 +135,6 @@ def test_feature_ensembles_reuse_each_snapshot(split):
     settings = [Setting("f", models="features"), Setting("c", models="concat")]
     run_ablation(bank, sets, settings, query, gallery)
     assert a.passes == b.passes == 1 + 2
-    q, g, _ = bank.features(sets["concat"], TestTimeOptions(), "concat")
-    qa, _, _ = bank.raw("a", a, TestTimeOptions())
+    q, g, _ = bank.features(sets["concat"], TestConfig(), "concat")
+    qa, _, _ = bank.raw("a", a, TestConfig())
     np.testing.assert_allclose(q[:, :24] * np.sqrt(2), finalize_features(qa), rtol=1e-6)

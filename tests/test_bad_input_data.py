@@ -15,7 +15,7 @@ from reid.data.loaders import train_loader
 from reid.data.transforms import Preprocess, TrainTransform
 from reid.errors import DataError
 from reid.inference.extractor import FeatureExtractor, as_xyxy
-from reid.io.features import FeatureSet, read_features, write_features
+from reid.io.features import read_features
 from reid.io.mot import read_detections
 from tests.bad_input_helpers import run_reid
 
@@ -180,11 +180,17 @@ def test_det_txt_bom_is_accepted_and_an_empty_file_is_one_line(capsys, monkeypat
 
 
 def _features(path: Path, features, pids) -> Path:
+    """A feature file in the on-disk layout (reid extract's), written directly so it may hold bad rows."""
+    import h5py
+
     features = np.asarray(features, np.float32).reshape(-1, 2)
     n = len(features)
-    write_features(
-        path, FeatureSet(features, np.asarray(pids, np.int64), np.zeros(n, np.int64), [f"{i}.jpg" for i in range(n)])
-    )
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("features", data=features)
+        h5.create_dataset("pids", data=np.asarray(pids, np.int64))
+        h5.create_dataset("camids", data=np.zeros(n, np.int64))
+        h5.create_dataset("paths", data=np.array([f"{i}.jpg" for i in range(n)], dtype=h5py.string_dtype()))
+        h5.attrs["format_version"] = 1
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reid.engine.checkpoint import load_checkpoint, remove_stray_temps
+from reid.io.run_folder import load_checkpoint, remove_stray_temps
 
 from .conftest import tiny_config_overrides
 
@@ -118,7 +118,7 @@ def test_feature_extractor_refuses_a_pickle_payload(tmp_path):
 
 NAN_AT_CALL = """
 import torch
-import reid.engine.trainer as trainer_module
+import reid.engine.setup as trainer_module
 _build, _calls = trainer_module.build_loss, [0]
 def build_loss(*args, **kwargs):
     criterion = _build(*args, **kwargs)
@@ -133,6 +133,7 @@ trainer_module.build_loss = build_loss
 """
 
 
+@pytest.mark.slow
 def test_nan_loss_keeps_the_last_checkpoint_and_resume_continues(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
     overrides = tiny_config_overrides(tiny_root, tmp_path) + ["train.eval_before=false", "train.plots=false"]
@@ -159,7 +160,7 @@ def test_nan_before_any_checkpoint_says_to_start_again(tiny_root, tmp_path):
 
     config = load_config(REPO / "configs" / "demo.yaml",
                          tiny_config_overrides(tiny_root, tmp_path) + ["train.eval_before=false"])  # fmt: skip
-    trainer = Trainer(config, tmp_path / "run", progress=False)
+    trainer = Trainer.from_config(config, tmp_path / "run", progress=False)
     forward = trainer.criterion.forward
     trainer.criterion.forward = lambda f, lg, lb: (lambda out: (out[0] * float("inf"), out[1]))(forward(f, lg, lb))
     with pytest.raises(ReidError, match=r"^step 1: loss is (nan|inf); .*No checkpoint was written yet"):
@@ -184,7 +185,7 @@ def test_stray_checkpoint_temp_files_are_removed_on_the_next_start(tiny_run, tmp
     (ckpt / "notes.tmp").write_text("not ours")
     (ckpt / ".hidden").write_text("not ours")
     config = load_config(run_dir / "config.yaml")
-    Trainer(config, run_dir, progress=False, resume=True)
+    Trainer.from_config(config, run_dir, progress=False, resume=True)
     assert not any(s.exists() for s in strays) and all(k.exists() for k in keep)
     assert ".last.pt.k3j9x2_a.tmp" in (run_dir / "train.log").read_text()
 

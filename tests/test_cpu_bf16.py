@@ -103,7 +103,7 @@ def _trainer(tiny_root, tmp_path, *extra):
     from reid.engine.trainer import Trainer
 
     overrides = tiny_config_overrides(tiny_root, tmp_path) + ["train.eval_before=false", "train.plots=false", *extra]
-    return Trainer(load_config("configs/demo.yaml", overrides), tmp_path / "run", progress=False)
+    return Trainer.from_config(load_config("configs/demo.yaml", overrides), tmp_path / "run", progress=False)
 
 
 def test_failing_self_check_trains_in_float32_with_one_warning_line(tiny_root, tmp_path, failing_self_check, capsys):
@@ -142,6 +142,7 @@ def test_a_nan_bf16_step_is_recomputed_in_float32(tiny_root, tmp_path, passing_s
     assert np.isfinite(history["final"]["mAP"])
 
 
+@pytest.mark.slow
 def test_real_bf16_training_is_finite_whatever_the_cpu(tiny_root, tmp_path):
     """No injection: on a CPU that passes the self-check this trains in bf16, on an affected AMX CPU
     it falls back (with the warning); either way every loss and weight is finite."""

@@ -8,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -36,7 +37,7 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
         "train.gather_embeddings=true", "train.eval_before=false", "train.plots=false", "train.epochs=2",
     ]  # fmt: skip
     config = load_config(REPO / "configs" / "demo.yaml", overrides)
-    trainer = Trainer(config, Path(out) / "ddp", progress=False)
+    trainer = Trainer.from_config(config, Path(out) / "ddp", progress=False)
 
     # a shared parameter theta; each process embeds its own rows, the loss runs on the gathered
     # rows times the world size; theta's gradient averaged like DDP does must equal the gradient
@@ -65,6 +66,7 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_on_disjoint_batches(tiny_root, tmp_path):
     mp.spawn(_worker, args=(_free_port(), str(tiny_root), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from reid.config import load_config
-from reid.engine.checkpoint import load_checkpoint, save_checkpoint
 from reid.engine.ema import ModelEMA
 from reid.engine.precision import amp_dtype
 from reid.engine.trainer import Trainer
 from reid.errors import ConfigError
+from reid.io.run_folder import load_checkpoint, save_checkpoint
 
 from .conftest import tiny_config_overrides
 
@@ -33,13 +33,14 @@ def full_run(tiny_root, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a busy shared machine: no OpenMP spinning
     try:
-        trainer = Trainer(config, out / "run", progress=False)
+        trainer = Trainer.from_config(config, out / "run", progress=False)
         history = trainer.fit()
     finally:
         torch.set_num_threads(threads)
     return trainer, history
 
 
+@pytest.mark.slow
 def test_best_snapshots_and_ema_files_have_the_last_pt_layout(full_run):
     trainer, history = full_run
     ckpt = trainer.ckpt_dir
@@ -59,6 +60,7 @@ def test_best_snapshots_and_ema_files_have_the_last_pt_layout(full_run):
     assert set(history) >= {"final", "final_val", "final_ema", "best_epoch"}
 
 
+@pytest.mark.slow
 def test_reload_point_divides_the_lr_and_logs_the_reload(full_run):
     trainer, _ = full_run
     lines = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -66,6 +68,7 @@ def test_reload_point_divides_the_lr_and_logs_the_reload(full_run):
     assert "epoch 3: reloaded best.pt" in (trainer.run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_plots_are_written(full_run):
     trainer, _ = full_run
     for name in ("loss.png", "metrics.png"):
@@ -73,6 +76,7 @@ def test_plots_are_written(full_run):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
+@pytest.mark.slow
 def test_reload_best_copies_the_best_weights_into_the_model(full_run, tmp_path):
     trainer, _ = full_run
     best = load_checkpoint(trainer.ckpt_dir / "best.pt")
@@ -83,7 +87,9 @@ def test_reload_best_copies_the_best_weights_into_the_model(full_run, tmp_path):
 
 
 def test_gradient_clipping_bounds_the_global_norm(tiny_root, tmp_path):
-    trainer = Trainer(_config(tiny_root, tmp_path, "train.grad_clip=0.01"), tmp_path / "clip", progress=False)
+    trainer = Trainer.from_config(
+        _config(tiny_root, tmp_path, "train.grad_clip=0.01"), tmp_path / "clip", progress=False
+    )
     images, labels, _, _ = next(iter(trainer.loader))
     trainer.train_step(images, labels)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.params if p.grad is not None]))
@@ -125,4 +131,4 @@ def test_amp_settings():
 )
 def test_bad_options_are_config_errors(tiny_root, tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message):
-        Trainer(_config(tiny_root, tmp_path, *extra), tmp_path / "bad", progress=False)
+        Trainer.from_config(_config(tiny_root, tmp_path, *extra), tmp_path / "bad", progress=False)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from reid.config import Config
-from reid.engine.checkpoint import save_checkpoint
 from reid.errors import ReidError
+from reid.evaluation.distance import cosine_distance, half_squared_euclidean
 from reid.inference.ensemble import (
     average_state_dicts,
     combine_features,
@@ -14,7 +14,7 @@ from reid.inference.ensemble import (
     load_snapshots,
     resolve_snapshots,
 )
-from reid.inference.features import cosine_distance, half_squared_euclidean
+from reid.io.run_folder import save_checkpoint
 
 
 def test_average_state_dicts_matches_a_loop_and_keeps_counters_from_the_last():

@@ -16,10 +16,10 @@ import torch
 from reid.config import Config
 from reid.data.datasets.base import Record
 from reid.data.transforms import Preprocess
-from reid.engine.checkpoint import save_checkpoint
 from reid.errors import DataError
 from reid.inference.extractor import FeatureExtractor, clip_boxes, crop_boxes
 from reid.inference.features import TestTimeOptions, extract_features
+from reid.io.run_folder import save_checkpoint
 from reid.models.loading import load_model
 from reid.models.reid_model import build_model
 

@@ -97,8 +97,11 @@ def test_a_killed_extract_resumes_where_it_stopped(checkpoint, folder, tmp_path,
     with h5py.File(out.with_name("feats.h5.partial")) as h5:
         assert h5.attrs["rows_done"] == 4
     calls.clear()
-    monkeypatch.setattr(FeatureExtractor, "__call__", lambda self, images, color="bgr": calls.append(len(images))
-                        or original(self, images, color))
+    monkeypatch.setattr(
+        FeatureExtractor,
+        "__call__",
+        lambda self, images, color="bgr": calls.append(len(images)) or original(self, images, color),
+    )
     result = _extract(checkpoint, folder, out)
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output and calls == [4, 2]  # only the 6 missing images

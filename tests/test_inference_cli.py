@@ -10,10 +10,11 @@ from click.testing import CliRunner
 
 from reid.cli import cli
 from reid.data.datasets import build_dataset
-from reid.engine.checkpoint import load_checkpoint, save_checkpoint
-from reid.engine.evaluate import evaluate_model, score_features
-from reid.inference.features import TestTimeOptions, extract_features
+from reid.inference.features import extract_features
+from reid.inference.pipeline import evaluate_model, rank_metrics, score_features
+from reid.io.run_folder import load_checkpoint, save_checkpoint
 from reid.models.loading import load_model
+from reid.test_time import TestConfig
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +52,11 @@ def test_every_switch_reaches_the_features(run_with_snapshots, tiny_root, tmp_pa
     result = invoke("-m", run_with_snapshots, "--data-root", tiny_root, "--out", tmp_path, *args)
     assert result.exit_code == 0, result.output
     saved = saved_metrics(tmp_path)
-    options = TestTimeOptions(flip=True, scales=(1.0, 1.1), pool_lambda=0.5, leaky_slope=0.2, beta=0.003)
-    assert saved["options"] == json.loads(json.dumps(options.to_dict()))
+    options = TestConfig(flip=True, scales=(1.0, 1.1), pool_lambda=0.5, leaky_slope=0.2, beta=0.003)
+    assert saved["options"] == json.loads(json.dumps(options.feature_dict()))
     model, pre, _, _ = load_model(run_with_snapshots)
     data = build_dataset("synthetic", tiny_root)
-    expected = evaluate_model(model, data.query, data.gallery, pre, "cpu", options=options, progress=False)
+    expected = evaluate_model(model, data.query, data.gallery, pre, "cpu", settings=options, progress=False)
     same_metrics(saved, expected.as_dict())
     assert "strategies: flip+scales=1,1.1+pool_lambda=0.5+leaky=0.2+beta=0.003" in result.output
 
@@ -108,8 +109,8 @@ def test_feature_ensembles_equal_a_manual_combination(run_with_snapshots, tiny_r
     qs, gs = [], []
     for name in names:
         model, pre, _, _ = load_model(run_with_snapshots / "checkpoints" / name)
-        qs.append(extract_features(model, data.query, pre, options=TestTimeOptions(flip=flip), progress=False))
-        gs.append(extract_features(model, data.gallery, pre, options=TestTimeOptions(flip=flip), progress=False))
+        qs.append(extract_features(model, data.query, pre, options=TestConfig(flip=flip), progress=False))
+        gs.append(extract_features(model, data.gallery, pre, options=TestConfig(flip=flip), progress=False))
     if mode == "features":
         q, g = qs[0] + qs[1], gs[0] + gs[1]
         q, g = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
@@ -138,11 +139,11 @@ def test_ablation_writes_a_row_per_strategy_and_reuses_the_test_numbers(run_with
     "args, message",
     [
         (["--scales", "1.0,big"], "--scales '1.0,big': expected comma-separated numbers"),
-        (["--pool-lambda", "1.5"], "test.pool_lambda: must be in [0, 1], got 1.5"),
-        (["--leaky-slope", "2"], "test.leaky_slope: must be in [0, 1]"),
+        (["--pool-lambda", "1.5"], "test.pool_lambda: expected 0.0..1.0, got 1.5"),
+        (["--leaky-slope", "2"], "test.leaky_slope: expected 0.0..1.0"),
         (["--ensemble", "last.pt"], "--ensemble: give at least two checkpoints"),
         (["--ensemble", "last.pt,epoch_077.pt"], "epoch_077.pt not found"),
-        (["--k1", "0"], "test.k1 and test.k2 must be >= 1"),
+        (["--k1", "0"], "test.k1: expected >= 1, got 0"),
     ],
 )
 def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, args, message):
@@ -154,7 +155,7 @@ def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, arg
 
 def reference_post(q, g, qe, rerank):
     """QE then re-ranking by direct calls of the library functions."""
-    from reid.inference.features import cosine_distance
+    from reid.evaluation.distance import cosine_distance
     from reid.inference.query_expansion import alpha_query_expansion, database_side_augmentation
     from reid.inference.rerank import k_reciprocal
 
@@ -177,8 +178,6 @@ def test_query_expansion_then_rerank_match_the_library_calls(run_with_snapshots,
     data = build_dataset("synthetic", tiny_root)
     q = extract_features(model, data.query, pre, progress=False)
     g = extract_features(model, data.gallery, pre, progress=False)
-    from reid.engine.evaluate import rank_metrics
-
     same_metrics(saved, rank_metrics(reference_post(q, g, qe, rerank), data.query, data.gallery).as_dict())
 
 
@@ -197,8 +196,6 @@ def test_reports_cmc_curve_and_seeded_ranked_lists(run_with_snapshots, tiny_root
 
 
 def test_rerank_command_applies_query_expansion_from_feature_files(run_with_snapshots, tiny_root, tmp_path):
-    from reid.engine.evaluate import rank_metrics
-
     for split in ("query", "gallery"):
         args = ["extract", "-m", run_with_snapshots, "--dataset", "synthetic", "--split", split]
         args += ["--data-root", tiny_root, "--out", tmp_path / f"{split}.h5", "--device", "cpu"]

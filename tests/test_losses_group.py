@@ -31,7 +31,7 @@ def ref_group_loss(
     reduction="all",
     eps=1e-12,
 ):
-    """METHOD.md section 1 with explicit loops over samples and classes (float64 autograd-able)."""
+    """docs/method.md section 1 with explicit loops over samples and classes (float64 autograd-able)."""
     n = emb.shape[0]
     sim = ref_similarity(emb, kind)
     zero = emb.new_zeros(())

@@ -22,7 +22,7 @@ def make_batch(p=4, k=3, d=6, seed=0, spread=0.6):
 
 
 def ref_ranked_list(emb, labels, margin=0.4, alpha=1.2, tn=10.0, tp=0.0, lam=1.0, query_weighting=False, detach=True):
-    """METHOD.md section 2 with loops; `detach` makes the exp weights plain Python floats (constants)."""
+    """docs/method.md section 2 with loops; `detach` makes the exp weights plain Python floats (constants)."""
     n = emb.shape[0]
     unit = [emb[i] / emb[i].norm() for i in range(n)]
     losses, weight_sums = [], []

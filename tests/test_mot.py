@@ -74,8 +74,9 @@ def _write_sequence(tmp_path: Path, det_text: str, frames: int = 2) -> Path:
     (seq / "det").mkdir()
     for f in range(1, frames + 1):
         cv2.imwrite(str(seq / "img1" / f"{f:06d}.jpg"), np.full((40, 60, 3), 30 * f, np.uint8))
-    (seq / "seqinfo.ini").write_text(f"[Sequence]\nname=SEQ\nimDir=img1\nframeRate=10\nseqLength={frames}\n"
-                                     "imWidth=60\nimHeight=40\nimExt=.jpg\n")
+    (seq / "seqinfo.ini").write_text(
+        f"[Sequence]\nname=SEQ\nimDir=img1\nframeRate=10\nseqLength={frames}\nimWidth=60\nimHeight=40\nimExt=.jpg\n"
+    )
     (seq / "det" / "det.txt").write_text(det_text)
     return seq
 

@@ -34,7 +34,7 @@ def test_authors_recipe_matches_method_md():
 
 def test_classifier_warmup_freezes_backbone_and_batchnorm(tiny_root, tmp_path):
     overrides = tiny_config_overrides(tiny_root, tmp_path) + ["train.classifier_warmup_epochs=1", "train.plots=false"]
-    trainer = Trainer(load_config("configs/demo.yaml", overrides), run_dir=tmp_path / "run", progress=False)
+    trainer = Trainer.from_config(load_config("configs/demo.yaml", overrides), run_dir=tmp_path / "run", progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     record = trainer.train_epoch(0)
     after = trainer.model.state_dict()

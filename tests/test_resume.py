@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from reid.config import load_config
-from reid.engine.checkpoint import load_checkpoint
 from reid.engine.trainer import Trainer
+from reid.io.run_folder import load_checkpoint
 
 from .conftest import tiny_config_overrides
 
@@ -78,6 +78,7 @@ def _assert_same_final_state(a: Path, b: Path, epochs: int = 5) -> None:
     assert [_deterministic(r) for r in _epochs(a)] == [_deterministic(r) for r in _epochs(b)]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tiny_root, tmp_path):
     overrides = tiny_config_overrides(tiny_root, tmp_path) + EXTRA
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -111,6 +112,7 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_crash_inside_an_epoch_resumes_from_the_mid_epoch_checkpoint(tiny_root, tmp_path, monkeypatch):
     """A crash after step 8 (step 3 of epoch 2; 5-step epochs) resumes from step 2 of that epoch, not its start."""
     overrides = tiny_config_overrides(tiny_root, tmp_path) + EXTRA + ["data.workers=1", "train.epochs=3"]
@@ -119,7 +121,7 @@ def test_crash_inside_an_epoch_resumes_from_the_mid_epoch_checkpoint(tiny_root, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a busy shared machine: no OpenMP spinning
     try:
-        Trainer(config, tmp_path / "whole", progress=False).fit()
+        Trainer.from_config(config, tmp_path / "whole", progress=False).fit()
         original = Trainer.train_step
 
         def crashing(self, images, labels):
@@ -129,11 +131,11 @@ def test_crash_inside_an_epoch_resumes_from_the_mid_epoch_checkpoint(tiny_root, 
 
         monkeypatch.setattr(Trainer, "train_step", crashing)
         with pytest.raises(_Crash):
-            Trainer(config, tmp_path / "crashed", progress=False).fit()
+            Trainer.from_config(config, tmp_path / "crashed", progress=False).fit()
         monkeypatch.setattr(Trainer, "train_step", original)
         state = load_checkpoint(tmp_path / "crashed" / "checkpoints" / "last.pt")
         assert (state["epoch"], state["step"], state["global_step"]) == (1, 2, 7)
-        trainer = Trainer(config, tmp_path / "crashed", progress=False, resume=True)
+        trainer = Trainer.from_config(config, tmp_path / "crashed", progress=False, resume=True)
         assert (trainer.start_epoch, trainer.start_step) == (1, 2)
         trainer.fit()
     finally:

@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from reid.cli import cli
-from reid.engine.checkpoint import load_checkpoint
+from reid.io.run_folder import load_checkpoint
 
 from .conftest import tiny_config_overrides
 

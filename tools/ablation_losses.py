@@ -69,7 +69,7 @@ def main() -> None:
             if done.is_file():  # finished earlier: reuse (delete the folder to retrain)
                 history = json.loads(done.read_text())
             else:
-                history = Trainer(config, run_dir=run_dir, progress=False, resume=run_dir.is_dir()).fit()
+                history = Trainer.from_config(config, run_dir=run_dir, progress=False, resume=run_dir.is_dir()).fit()
             final = history["final"]
             results.setdefault(recipe, []).append({"seed": seed, "seconds": time.perf_counter() - start, **final})
             print(f"{recipe:<24} seed {seed}: rank-1 {100 * final['rank1']:.1f}%  mAP {100 * final['mAP']:.1f}%")

@@ -117,8 +117,9 @@ def measure(paths: list[str], transform, workers: int, batch: int, repeats: int,
     """(first pass, best later pass) images/second. Workers persist across passes, so the
     first pass includes their start-up and the later ones are the steady state."""
     torch.manual_seed(seed)
-    loader = DataLoader(Images(paths, transform), batch_size=batch, shuffle=False, num_workers=workers,
-                        persistent_workers=workers > 0)
+    loader = DataLoader(
+        Images(paths, transform), batch_size=batch, shuffle=False, num_workers=workers, persistent_workers=workers > 0
+    )
     rates = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
@@ -155,22 +156,45 @@ def main(argv: list[str] | None = None) -> int:
             for workers in args.workers:
                 first, rate = measure(paths, transform, workers, args.batch, args.repeats, args.seed)
                 base = base or rate
-                rows.append({"mode": mode, "workers": workers, "images_per_s": rate, "vs_0_workers": rate / base,
-                             "first_pass_images_per_s": first})
+                rows.append(
+                    {
+                        "mode": mode,
+                        "workers": workers,
+                        "images_per_s": rate,
+                        "vs_0_workers": rate / base,
+                        "first_pass_images_per_s": first,
+                    }
+                )
 
-    print(f"{len(paths)} images ({source}), batch {args.batch}, best of {args.repeats} after a first pass, "
-          f"{args.threads} thread(s) per process; augmented = {augment_name}")
+    print(
+        f"{len(paths)} images ({source}), batch {args.batch}, best of {args.repeats} after a first pass, "
+        f"{args.threads} thread(s) per process; augmented = {augment_name}"
+    )
     print(f"{'mode':<10} {'workers':>7} {'images/s':>9} {'vs 0 workers':>13} {'first pass':>11}")
     for row in rows:
-        print(f"{row['mode']:<10} {row['workers']:>7} {row['images_per_s']:>9.0f} {row['vs_0_workers']:>12.2f}x "
-              f"{row['first_pass_images_per_s']:>11.0f}")
+        print(
+            f"{row['mode']:<10} {row['workers']:>7} {row['images_per_s']:>9.0f} {row['vs_0_workers']:>12.2f}x "
+            f"{row['first_pass_images_per_s']:>11.0f}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "images": len(paths), "source": source, "batch": args.batch, "repeats": args.repeats,
-            "threads": args.threads, "augmented_transform": augment_name, "size": [HEIGHT, WIDTH],
-            "machine": platform.platform(), "cpus": os.cpu_count(), "rows": rows,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "images": len(paths),
+                    "source": source,
+                    "batch": args.batch,
+                    "repeats": args.repeats,
+                    "threads": args.threads,
+                    "augmented_transform": augment_name,
+                    "size": [HEIGHT, WIDTH],
+                    "machine": platform.platform(),
+                    "cpus": os.cpu_count(),
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -142,8 +142,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          (args.device if args.device != "auto" else "cpu"))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else (args.device if args.device != "auto" else "cpu")
+    )
     pre = Preprocess(256, 128)
     model = build_model(ModelConfig(backbone="resnet50", pretrained=False), num_classes=751).eval()
     ours_model = copy.deepcopy(model)  # the extractor converts its model (channels-last, fp16) in place
@@ -158,11 +161,15 @@ def main() -> None:
             example = torch.zeros(2, 3, pre.height, pre.width)
             export_onnx(graph, example, onnx_path, export_metadata(pre, graph, 2048, {}))
             model.to(device)
-        print(f"{args.images} JPEG crops, ResNet-50 256x128, device {device}{' fp16' if half else ''}, "
-              f"{args.threads} torch threads, {args.repeats} interleaved pass(es)")
+        print(
+            f"{args.images} JPEG crops, ResNet-50 256x128, device {device}{' fp16' if half else ''}, "
+            f"{args.threads} torch threads, {args.repeats} interleaved pass(es)"
+        )
         for bs in args.batch_sizes:
-            methods = {"naive": naive, "ours": FeatureExtractor.from_model(ours_model, pre, device, batch_size=bs,
-                                                                            half=half)}
+            methods = {
+                "naive": naive,
+                "ours": FeatureExtractor.from_model(ours_model, pre, device, batch_size=bs, half=half),
+            }
             if device.type == "cpu":  # half=True on the CPU: bfloat16 autocast, float32 weights
                 methods["ours_bf16"] = FeatureExtractor.from_model(ours_model, pre, device, batch_size=bs, half=True)
             if not args.no_onnx:
@@ -195,8 +202,10 @@ def main() -> None:
 
 def print_row(row: dict, header: bool) -> None:
     if header:
-        print(f"{'batch':>5} {'naive img/s':>11} {'ours img/s':>10} {'bf16 img/s':>10} {'onnx img/s':>10} "
-              f"{'ours/naive':>10} {'bf16/naive':>10} {'onnx/naive':>10}")
+        print(
+            f"{'batch':>5} {'naive img/s':>11} {'ours img/s':>10} {'bf16 img/s':>10} {'onnx img/s':>10} "
+            f"{'ours/naive':>10} {'bf16/naive':>10} {'onnx/naive':>10}"
+        )
     naive = row["naive"]
 
     def speed(key: str) -> str:
@@ -205,8 +214,11 @@ def print_row(row: dict, header: bool) -> None:
     def ratio(key: str) -> str:
         return f"{row[key] / naive:.2f}x" if row.get(key) else "-"
 
-    print(f"{row['batch_size']:>5} {naive:>11.1f} {speed('ours'):>10} {speed('ours_bf16'):>10} {speed('onnx'):>10} "
-          f"{ratio('ours'):>10} {ratio('ours_bf16'):>10} {ratio('onnx'):>10}", flush=True)
+    print(
+        f"{row['batch_size']:>5} {naive:>11.1f} {speed('ours'):>10} {speed('ours_bf16'):>10} {speed('onnx'):>10} "
+        f"{ratio('ours'):>10} {ratio('ours_bf16'):>10} {ratio('onnx'):>10}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

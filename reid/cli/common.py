@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from reid.errors import ReidError
+from reid.evaluation.tables import format_metrics_table
+
+__all__ = ["device_option", "fail", "format_metrics_table", "pick_device"]
 
 
 def fail(message: str) -> click.ClickException:
@@ -30,14 +33,3 @@ def pick_device(name: str):
         return resolve_device(name)
     except ReidError as exc:
         raise fail(str(exc)) from None
-
-
-def format_metrics_table(rows: dict[str, dict]) -> str:
-    """Rows of metrics (rank1/5/10, mAP, mINP as fractions) as an aligned percent table."""
-    columns = ["rank1", "rank5", "rank10", "mAP", "mINP"]
-    width = max(10, *(len(name) for name in rows))
-    lines = [f"{'model':<{width}} " + " ".join(f"{c:>7}" for c in columns)]
-    for name, metrics in rows.items():
-        cells = " ".join(f"{100 * metrics[c]:>6.1f}%" if c in metrics else f"{'-':>7}" for c in columns)
-        lines.append(f"{name:<{width}} {cells}")
-    return "\n".join(lines)

@@ -43,8 +43,10 @@ def export(checkpoint, fmt, out, normalize_inside, flip, opset, check) -> None:
         export_onnx(graph, example, out, metadata, opset=opset)
     else:
         export_torchscript(graph, example, out, metadata)
-    click.echo(f"wrote {out}: input (N, 3, {pre.height}, {pre.width}) {metadata['color_order']} "
-               f"{metadata['input_range']} -> features (N, {dim}), L2-normalised")
+    click.echo(
+        f"wrote {out}: input (N, 3, {pre.height}, {pre.width}) {metadata['color_order']} "
+        f"{metadata['input_range']} -> features (N, {dim}), L2-normalised"
+    )
     if check:
         inputs = example_input(pre, normalize_inside, batch=3, seed=1)  # another batch size than traced
         if fmt == "onnx":

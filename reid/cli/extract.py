@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from reid.data.datasets.base import Record
 from reid.data.datasets.market1501 import parse_name
+from reid.test_time import FEATURE_FIELDS, click_options
 
 from .common import bad_image_options, device_option, fail, pick_device
 
@@ -46,24 +44,12 @@ def usable_records(records: list[Record], skip_bad: bool, verify: bool) -> list[
     return kept
 
 
-def test_time_options(params: dict):
-    """TestTimeOptions from the command's parameters: every option named like one of its fields.
-
-    New switches plug in by adding a click option with the field's name.
-    """
-    from reid.inference.features import TestTimeOptions
-
-    names = {f.name for f in fields(TestTimeOptions)}
-    return TestTimeOptions(**{k: v for k, v in params.items() if k in names and v is not None})
-
-
 def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[str]) -> str:
     """What makes a feature file's rows what they are; equal fingerprints may resume each other."""
-    text = json.dumps({"weights": weights, "pre": pre, "options": options, "half": half}, sort_keys=True)
-    digest = hashlib.sha256(text.encode())
-    for path in paths:
-        digest.update(path.encode() + b"\0")
-    return digest.hexdigest()[:16]
+    from reid.io.fingerprint import stable_hash
+
+    head = {"weights": weights, "pre": pre, "options": options, "half": half}
+    return stable_hash([head, *(path + "\0" for path in paths)])
 
 
 @click.command()
@@ -75,15 +61,31 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--mot", "mot", type=click.Path(file_okay=False), help="A MOTChallenge sequence folder -> DeepSORT .npy.")
 @click.option("--detections", type=click.Path(dir_okay=False), help="With --mot: detections (default SEQ/det/det.txt).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .h5 (or .npy with --mot).")
-@click.option("--flip/--no-flip", default=False, show_default=True, help="Flip test-time augmentation.")
+@click_options(FEATURE_FIELDS)  # the feature switches of the test-time schema
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--chunk", default=2048, show_default=True, help="Rows written (and resumable) at a time.")
 @click.option("--half", is_flag=True, help="fp16 on CUDA; bfloat16 autocast on the CPU (self-checked, else float32).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @bad_image_options
 @device_option
-def extract(checkpoint, images, dataset, split, data_root, mot, detections, out, batch_size, chunk, half, quiet, device,
-            skip_bad, verify_images, **tta) -> None:
+def extract(
+    checkpoint,
+    images,
+    dataset,
+    split,
+    data_root,
+    mot,
+    detections,
+    out,
+    batch_size,
+    chunk,
+    half,
+    quiet,
+    device,
+    skip_bad,
+    verify_images,
+    **tta,
+) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
 
     HDF5 files are written in chunks to OUT.partial and renamed when complete; a run that
@@ -92,6 +94,7 @@ def extract(checkpoint, images, dataset, split, data_root, mot, detections, out,
     """
     from reid.inference.extractor import FeatureExtractor
     from reid.models.loading import load_model, weights_fingerprint
+    from reid.test_time import DEFAULTS, merge_cli
 
     if sum(bool(x) for x in (images, dataset, mot)) != 1:
         raise fail("give exactly one of --images DIR, --dataset NAME or --mot SEQUENCE_DIR")
@@ -100,7 +103,7 @@ def extract(checkpoint, images, dataset, split, data_root, mot, detections, out,
     if batch_size < 1 or chunk < 1:
         raise fail("--batch-size and --chunk must be positive")
     dev = pick_device(device)
-    options = test_time_options(tta)
+    options = merge_cli(DEFAULTS, tta)
     model, pre, config, state = load_model(checkpoint, "cpu")
     extractor = FeatureExtractor.from_model(model, pre, dev, batch_size=batch_size, half=half, options=options)
     if mot:
@@ -125,7 +128,7 @@ def extract(checkpoint, images, dataset, split, data_root, mot, detections, out,
         "config": config.to_dict(),
         "weights": weights_fingerprint(state),
         "tta": options.describe(),
-        "test_time_options": options.to_dict(),
+        "test_time_options": options.feature_dict(),
         "normalized": True,
         "preprocess": pre.to_dict(),
         "half": extractor.half,

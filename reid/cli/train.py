@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from reid.config import load_config
+from reid.io.run_folder import RunFolder
 
 from .common import bad_image_options, format_metrics_table
 
@@ -42,11 +41,11 @@ def train(
     from reid.engine.trainer import Trainer
 
     if resume:
-        config_path = config_path or str(Path(resume) / "config.yaml")
+        config_path = config_path or str(RunFolder(resume).config)
         output = resume
     flags = [f"data.{k}=true" for k, on in (("skip_bad", skip_bad), ("verify_images", verify_images)) if on]
     config = load_config(config_path, [*overrides, *flags])
-    trainer = Trainer(config, run_dir=output, progress=not quiet, resume=bool(resume))
+    trainer = Trainer.from_config(config, run_dir=output, progress=not quiet, resume=bool(resume))
     history = trainer.fit()
     if not trainer.is_main:
         return

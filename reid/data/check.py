@@ -24,7 +24,7 @@ class Published:
     note: str = ""
 
 
-# METHOD.md section 6; CUHK03-NP from Zhong et al., CVPR 2017 (person-re-ranking/CUHK03-NP/README.md)
+# docs/method.md section 6; CUHK03-NP from Zhong et al., CVPR 2017 (person-re-ranking/CUHK03-NP/README.md)
 PUBLISHED: dict[str, Published] = {
     "market1501": Published(
         (751, 12936),

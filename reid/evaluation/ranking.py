@@ -1,4 +1,4 @@
-"""CMC, mAP and mINP under the Market-1501 / DukeMTMC-reID protocol (METHOD.md section 5).
+"""CMC, mAP and mINP under the Market-1501 / DukeMTMC-reID protocol (docs/method.md section 5).
 
 Per query: gallery images with the query's identity AND camera are removed, junk
 (gallery pid -1, or `junk_mask`) is removed, pid 0 distractors stay as

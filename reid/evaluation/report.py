@@ -15,36 +15,13 @@ from reid.data.image_io import read_image
 from reid.io.atomic import atomic_path, save_figure, write_image
 
 from .distance import to_numpy
+from .tables import format_table
 
 MATCH_BGR = (0, 200, 0)
 NON_MATCH_BGR = (0, 0, 230)
 QUERY_BGR = (128, 128, 128)
 
-
-def format_table(rows: list[dict], columns: Sequence[str], floatfmt: str = ".4f") -> str:
-    """Aligned plain-text table: numbers right-aligned, floats formatted with `floatfmt`, None/missing as '-'."""
-
-    def cell(v) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, (float, np.floating)):
-            return format(v, floatfmt)
-        return str(v)
-
-    cells = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(r.get(c)) for r in rows if r.get(c) is not None) and rows for c in columns]
-
-    def fmt(values) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    lines = [fmt(list(columns)), "  ".join("-" * w for w in widths)]
-    lines += [fmt(line) for line in cells]
-    return "\n".join(lines)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+__all__ = ["format_table", "plot_cmc", "save_ranked_lists", "write_json"]
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

@@ -1,4 +1,4 @@
-"""Temporal ensembling: combine checkpoints of one training run (Group Loss++, METHOD.md 4).
+"""Temporal ensembling: combine checkpoints of one training run (Group Loss++, docs/method.md section 4).
 
 Three modes:
 - "weights": one model whose parameters AND BatchNorm buffers are the element-wise mean of the
@@ -20,19 +20,13 @@ import torch
 
 from reid.config import config_from_dict
 from reid.data.transforms import Preprocess
-from reid.engine.checkpoint import load_checkpoint
 from reid.errors import ReidError
-from reid.models.reid_model import ReidModel, build_model
+from reid.evaluation.distance import l2_normalize
+from reid.io.run_folder import RunFolder, load_checkpoint
+from reid.models.loading import model_from_checkpoint
+from reid.models.reid_model import ReidModel
 
 ENSEMBLE_MODES = ("weights", "features", "concat")
-
-
-def checkpoint_folder(model_arg: str | Path) -> Path:
-    """Where a run's snapshots live: RUN/checkpoints for a run folder, else the file's folder."""
-    path = Path(model_arg)
-    if path.is_dir():
-        return path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    return path.parent
 
 
 def resolve_snapshots(model_arg: str | Path, names: Sequence[str]) -> list[Path]:
@@ -40,9 +34,9 @@ def resolve_snapshots(model_arg: str | Path, names: Sequence[str]) -> list[Path]
     names = [n.strip() for n in names if n.strip()]
     if len(names) < 2:
         raise ReidError(f"--ensemble: give at least two checkpoints, got {len(names)}")
-    folder, paths = checkpoint_folder(model_arg), []
+    run, paths = RunFolder.of(model_arg), []
     for name in names:
-        path = Path(name) if Path(name).is_absolute() or Path(name).exists() else folder / name
+        path = run.find_snapshot(name)
         if not path.is_file():
             raise ReidError(f"--ensemble: {path} not found")
         paths.append(path)
@@ -51,10 +45,7 @@ def resolve_snapshots(model_arg: str | Path, names: Sequence[str]) -> list[Path]
 
 def discover_snapshots(model_arg: str | Path) -> list[Path]:
     """The run's epoch_XXX.pt snapshots in epoch order, plus last.pt when present."""
-    folder = checkpoint_folder(model_arg)
-    snapshots = sorted(folder.glob("epoch_*.pt"))
-    last = folder / "last.pt"
-    return snapshots + [last] if snapshots and last.is_file() else snapshots
+    return RunFolder.of(model_arg).snapshots()
 
 
 def _model_signature(state: dict) -> tuple:
@@ -72,15 +63,6 @@ def load_snapshots(paths: Sequence[Path], device: torch.device | str = "cpu") ->
         if state.get("preprocess") != first.get("preprocess"):
             raise ReidError(f"--ensemble: {path} uses a different preprocessing than {paths[0]}")
     return states, Preprocess.from_dict(first["preprocess"])
-
-
-def model_from_state(state: dict, weights: dict | None = None, device: torch.device | str = "cpu") -> ReidModel:
-    """Build the checkpoint's model (eval mode) with `weights` (default: its own)."""
-    config = config_from_dict(state["config"])
-    config.model.pretrained = False
-    model = build_model(config.model, int(state["num_classes"]))
-    model.load_state_dict(weights if weights is not None else state["model"])
-    return model.to(device).eval()
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -105,7 +87,7 @@ def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, 
 
 def weight_averaged_model(states: Sequence[dict], device: torch.device | str = "cpu") -> ReidModel:
     """One model with the mean weights of the snapshots (mode "weights")."""
-    return model_from_state(states[-1], average_state_dicts([s["model"] for s in states]), device)
+    return model_from_checkpoint(states[-1], average_state_dicts([s["model"] for s in states]), device)
 
 
 def combine_features(features: Sequence[np.ndarray], mode: str, normalize: bool = True) -> np.ndarray:
@@ -115,7 +97,7 @@ def combine_features(features: Sequence[np.ndarray], mode: str, normalize: bool 
     if mode == "features":
         out = np.mean(np.stack(features), axis=0)
         if normalize:
-            out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            out = l2_normalize(out.astype(np.float32))
         return out.astype(np.float32)
     if mode == "concat":
         return (np.concatenate(features, axis=1) / np.sqrt(len(features))).astype(np.float32)

@@ -21,12 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from reid.data.boxes import as_xyxy, boxes_from_tlwh, clip_boxes, crop_boxes
 from reid.data.image_io import read_image, to_bgr
 from reid.data.transforms import Preprocess
 from reid.errors import DataError
 from reid.models.cpu_bf16 import SAFE_ISA_HINT, Bf16FallbackWarning, cpu_bf16_allowed
+from reid.test_time import DEFAULTS, TestConfig
 
-from .features import TestTimeOptions, embed_batch
+from .features import embed_batch
 
 ImageLike = np.ndarray | str | Path
 COLORS = ("bgr", "rgb")
@@ -69,70 +71,6 @@ def resize_into(images: Sequence[np.ndarray], pre: Preprocess, out: np.ndarray) 
     return out[:n]
 
 
-def clip_boxes(boxes_xyxy: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Integer pixel boxes (N, 4) [x0, y0, x1, y1) inside a (height, width) frame.
-
-    x0/y0 are floored and x1/y1 ceiled (the crop covers the whole box), then clipped to the
-    frame. A box that is empty after clipping (outside the frame or zero-sized) becomes the
-    1x1 pixel of the frame nearest to it, so every box gets a feature and rows stay aligned.
-    """
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    if not np.isfinite(boxes).all():
-        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
-        raise DataError(f"box {bad}: coordinates must be finite numbers, got {boxes[bad].tolist()}")
-    x0 = np.clip(np.floor(boxes[:, 0]), 0, width - 1)
-    y0 = np.clip(np.floor(boxes[:, 1]), 0, height - 1)
-    x1 = np.clip(np.ceil(boxes[:, 2]), 0, width)
-    y1 = np.clip(np.ceil(boxes[:, 3]), 0, height)
-    x1 = np.maximum(x1, x0 + 1)  # empty after clipping: one pixel
-    y1 = np.maximum(y1, y0 + 1)
-    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
-
-
-BOX_FORMATS = ("xyxy", "tlwh")
-
-
-def as_xyxy(boxes: np.ndarray, box_format: str = "xyxy") -> np.ndarray:
-    """Boxes (N, 4) in `box_format` ("xyxy": x0, y0, x1, y1; "tlwh": x, y, w, h) -> float64 xyxy.
-
-    A box with x1 < x0 or y1 < y0 (e.g. (x, y, w, h) boxes passed as xyxy) is a DataError,
-    not a silent 1-pixel crop.
-    """
-    if box_format not in BOX_FORMATS:
-        raise ValueError(f"box_format must be 'xyxy' or 'tlwh', got {box_format!r}")
-    try:
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    except (TypeError, ValueError):
-        raise DataError("boxes: expected an (N, 4) array of numbers") from None
-    if not np.isfinite(boxes).all():
-        bad = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
-        raise DataError(f"box {bad}: coordinates must be finite numbers, got {boxes[bad].tolist()}")
-    if box_format == "tlwh":
-        if (boxes[:, 2:] < 0).any():
-            bad = int(np.flatnonzero((boxes[:, 2:] < 0).any(axis=1))[0])
-            raise DataError(f"box {bad}: negative width or height in tlwh box {boxes[bad].tolist()}")
-        return boxes_from_tlwh(boxes)
-    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-    if inverted.any():
-        bad = int(np.flatnonzero(inverted)[0])
-        raise DataError(
-            f"box {bad}: x1 < x0 or y1 < y0 in {boxes[bad].tolist()}; for (x, y, w, h) boxes pass box_format='tlwh'"
-        )
-    return boxes
-
-
-def crop_boxes(frame: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
-    """Views of `frame` (H, W, C) for each box (N, 4) in x0, y0, x1, y1 pixels (see clip_boxes)."""
-    if frame is None:
-        raise DataError("frame: got None (cv2.imread returns None for a missing or unreadable file)")
-    if not isinstance(frame, np.ndarray):
-        raise DataError(f"frame: expected an (H, W, 3) uint8 array, got {type(frame).__name__}")
-    if frame.ndim < 2 or frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise DataError(f"frame: expected an (H, W, 3) image, got shape {frame.shape}")
-    clipped = clip_boxes(boxes_xyxy, frame.shape[0], frame.shape[1])
-    return [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in clipped.tolist()]
-
-
 class FeatureExtractor:
     """Embed images with a trained re-ID model: float32 (N, D) L2-normalised features.
 
@@ -152,7 +90,7 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         half: bool = False,
-        options: TestTimeOptions = TestTimeOptions(),
+        options: TestConfig = DEFAULTS,
         channels_last: bool = True,
     ) -> None:
         from reid.models.loading import load_model
@@ -170,7 +108,7 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         half: bool = False,
-        options: TestTimeOptions = TestTimeOptions(),
+        options: TestConfig = DEFAULTS,
         channels_last: bool = True,
     ) -> FeatureExtractor:
         """An extractor around a model already in memory (eval-mode forward -> (B, D))."""
@@ -255,12 +193,6 @@ class FeatureExtractor:
 
 def _default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def boxes_from_tlwh(tlwh: np.ndarray) -> np.ndarray:
-    """MOT (x, y, w, h) boxes (N, 4) -> (x0, y0, x1, y1)."""
-    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
 
 
 __all__ = ["FeatureExtractor", "as_xyxy", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]

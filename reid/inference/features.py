@@ -1,81 +1,28 @@
-"""Batched feature extraction from records with the Group Loss++ test-time switches (METHOD.md 4)."""
+"""Batched feature extraction from records with the Group Loss++ test-time switches (docs/method.md section 4)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from reid.data.datasets.base import Record
 from reid.data.loaders import test_loader
 from reid.data.transforms import EvalTransform, Preprocess
-from reid.errors import ConfigError
+from reid.evaluation.distance import l2_normalize
+from reid.test_time import DEFAULTS, TestConfig
 
 from .tta import view_average
 
-
-@dataclass(frozen=True)
-class TestTimeOptions:
-    """The Group Loss++ inference switches (METHOD.md section 4); defaults = plain inference.
-
-    Features are L2-normalised and compared by cosine distance, except with beta > 0: then the
-    mixed embedding e = f/|f| + beta * f is kept as it is (normalising it again would give back
-    f/|f| exactly and undo the mixing) and compared by half the squared Euclidean distance, which
-    equals the cosine distance on unit vectors.
-    """
-
-    __test__ = False  # not a pytest test class
-
-    flip: bool = False  # average with the horizontal mirror
-    scales: tuple[float, ...] = (1.0,)  # input scales to average over
-    pool_lambda: float | None = None  # lambda * max + (1 - lambda) * avg pooling; None: as trained
-    leaky_slope: float | None = None  # slope of the last activation instead of ReLU; None: as trained
-    beta: float = 0.0  # embedding mixing e = f/|f| + beta * f
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
-        if not self.scales or any(not (math.isfinite(s) and 0.0 < s <= 4.0) for s in self.scales):
-            raise ConfigError(f"test.scales: need one or more scales in (0, 4], got {list(self.scales)}")
-        for name in ("pool_lambda", "leaky_slope"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ConfigError(f"test.{name}: must be in [0, 1], got {value}")
-        if not (math.isfinite(self.beta) and self.beta >= 0.0):
-            raise ConfigError(f"test.beta: must be >= 0, got {self.beta}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def metric(self) -> str:
-        """The distance to use: cosine for unit-norm features, half squared Euclidean when beta > 0."""
-        return "euclidean" if self.beta > 0 else "cosine"
-
-    def network_key(self) -> tuple:
-        """The switches that change the network passes (beta is applied afterwards)."""
-        return (self.flip, self.scales, self.pool_lambda, self.leaky_slope)
-
-    def describe(self) -> str:
-        parts = ["flip"] if self.flip else []
-        if self.scales != (1.0,):
-            parts.append("scales=" + ",".join(f"{s:g}" for s in self.scales))
-        if self.pool_lambda is not None:
-            parts.append(f"pool_lambda={self.pool_lambda:g}")
-        if self.leaky_slope is not None:
-            parts.append(f"leaky={self.leaky_slope:g}")
-        if self.beta:
-            parts.append(f"beta={self.beta:g}")
-        return "+".join(parts) or "none"
+# The test-time options are reid.test_time.TestConfig; this older name stays importable.
+TestTimeOptions = TestConfig
 
 
 def mix_embeddings(features: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
     """e = f/|f| + beta * f for raw embeddings (N, D); beta = 0 is plain L2 normalisation."""
-    unit = F.normalize(features, dim=1)
+    unit = l2_normalize(features)
     return unit + beta * features if beta else unit
 
 
@@ -85,9 +32,7 @@ def finalize_features(raw: np.ndarray, beta: float = 0.0) -> np.ndarray:
 
 
 @torch.no_grad()
-def embed_batch(
-    model: torch.nn.Module, images: torch.Tensor, options: TestTimeOptions = TestTimeOptions()
-) -> torch.Tensor:
+def embed_batch(model: torch.nn.Module, images: torch.Tensor, options: TestConfig = DEFAULTS) -> torch.Tensor:
     """Final embeddings (B, D) of a normalised batch (B, 3, H, W) under all switches of `options`."""
     return mix_embeddings(view_average(model, images, *options.network_key()), options.beta)
 
@@ -100,7 +45,7 @@ def extract_features(
     device: torch.device | str = "cpu",
     batch_size: int = 128,
     workers: int = 0,
-    options: TestTimeOptions = TestTimeOptions(),
+    options: TestConfig = DEFAULTS,
     progress: bool = True,
     desc: str = "extract",
     raw: bool = False,
@@ -119,24 +64,3 @@ def extract_features(
     if not chunks:
         return np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
-
-
-def cosine_distance(q_feats: np.ndarray, g_feats: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity of L2-normalised features (monotone in Euclidean distance)."""
-    return (1.0 - torch.from_numpy(q_feats) @ torch.from_numpy(g_feats).T).numpy()
-
-
-def half_squared_euclidean(q_feats: np.ndarray, g_feats: np.ndarray) -> np.ndarray:
-    """|q - g|^2 / 2 (num_q, num_g), float32, >= 0; equals `cosine_distance` on unit vectors."""
-    q, g = torch.from_numpy(q_feats).double(), torch.from_numpy(g_feats).double()
-    dist = 0.5 * (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1)[None]) - q @ g.T
-    return dist.clamp_(min=0.0).float().numpy()
-
-
-def pairwise_distance(q_feats: np.ndarray, g_feats: np.ndarray, metric: str = "cosine") -> np.ndarray:
-    """Query x gallery distances for `TestTimeOptions.metric` ("cosine" or "euclidean")."""
-    if metric == "cosine":
-        return cosine_distance(q_feats, g_feats)
-    if metric == "euclidean":
-        return half_squared_euclidean(q_feats, g_feats)
-    raise ValueError(f"unknown metric {metric!r} (cosine or euclidean)")

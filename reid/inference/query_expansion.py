@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from reid.evaluation.distance import l2_normalize, to_tensor
 
 __all__ = ["alpha_query_expansion", "database_side_augmentation"]
 
@@ -77,18 +78,17 @@ def _expand(
             top, idx = sim.topk(others, dim=1)
             w = top.clamp(min=0.0).pow(alpha) if alpha != 0 else torch.ones_like(top)
             acc += torch.bmm(w.unsqueeze(1), pool[idx]).squeeze(1)
-        out[a : a + chunk] = F.normalize(acc, dim=1)
+        out[a : a + chunk] = l2_normalize(acc)
     return out
 
 
 def _prepare(a: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    t = a.detach() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    t = to_tensor(a, name)
     if t.ndim != 2 or t.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty (n, D) matrix, got shape {tuple(t.shape)}")
-    t = t.float()
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinity")
-    return F.normalize(t, dim=1)
+    return l2_normalize(t)
 
 
 def _check(k: int, alpha: float, chunk_size: int) -> None:

@@ -34,7 +34,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from reid.evaluation.distance import l2_normalize, to_tensor
+from reid.test_time import DEFAULTS  # the re-ranking defaults live in the test-time schema
 
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
 
@@ -44,9 +46,9 @@ _PAIR_BUDGET = 1 << 22  # query x gallery joins handled at once in the Jaccard s
 def k_reciprocal(
     q_feats: np.ndarray | torch.Tensor,
     g_feats: np.ndarray | torch.Tensor,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = DEFAULTS.k1,
+    k2: int = DEFAULTS.k2,
+    lambda_value: float = DEFAULTS.lambda_value,
     *,
     normalize: bool = True,
     device: str | torch.device | None = None,
@@ -62,8 +64,8 @@ def k_reciprocal(
     """
     _check_params(k1, k2, lambda_value, chunk_size)
     dev = _pick_device(device)
-    q = _to_tensor(q_feats, dev, "q_feats")
-    g = _to_tensor(g_feats, dev, "g_feats")
+    q = to_tensor(q_feats, "q_feats", dev)
+    g = to_tensor(g_feats, "g_feats", dev)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"q_feats {tuple(q.shape)} and g_feats {tuple(g.shape)} must be (n, D) with the same D")
     if q.shape[0] == 0 or g.shape[0] == 0:
@@ -71,7 +73,7 @@ def k_reciprocal(
     x = torch.cat([q, g])
     del q, g
     if normalize:
-        x = F.normalize(x, dim=1)
+        x = l2_normalize(x)
     if not torch.isfinite(x).all():
         raise ValueError("features contain NaN or infinity")
     src = _FeatureSource(x, num_query=q_feats.shape[0], chunk_size=chunk_size)
@@ -82,9 +84,9 @@ def k_reciprocal_from_distances(
     q_g: np.ndarray | torch.Tensor,
     q_q: np.ndarray | torch.Tensor,
     g_g: np.ndarray | torch.Tensor,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = DEFAULTS.k1,
+    k2: int = DEFAULTS.k2,
+    lambda_value: float = DEFAULTS.lambda_value,
     *,
     square: bool = False,
     device: str | torch.device | None = None,
@@ -102,7 +104,7 @@ def k_reciprocal_from_distances(
     dev = _pick_device(device)
     mats = []
     for name, m in (("q_g", q_g), ("q_q", q_q), ("g_g", g_g)):
-        t = _to_tensor(m, dev, name, keep_float64=True)
+        t = to_tensor(m, name, dev, keep_float64=True)
         if square:
             t = t * t
         mats.append(t.float())
@@ -282,14 +284,6 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def _to_tensor(a: np.ndarray | torch.Tensor, dev: torch.device, name: str, keep_float64: bool = False) -> torch.Tensor:
-    t = a.detach() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold real numbers, got {t.dtype}")
-    dtype = torch.float64 if keep_float64 and t.dtype == torch.float64 else torch.float32
-    return t.to(device=dev, dtype=dtype)
 
 
 class _Source:

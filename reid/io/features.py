@@ -12,7 +12,6 @@ import h5py
 import numpy as np
 
 from reid.errors import DataError
-from reid.io.atomic import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -29,22 +28,6 @@ class FeatureSet:
 
     def __len__(self) -> int:
         return len(self.features)
-
-
-def write_features(path: str | Path, fs: FeatureSet) -> None:
-    """Write atomically: a temp file beside `path`, renamed into place when complete."""
-    path = Path(path)
-    n = len(fs.features)
-    if not (len(fs.pids) == len(fs.camids) == len(fs.paths) == n):
-        raise ValueError("features, pids, camids and paths must have the same length")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("features", data=np.asarray(fs.features, np.float32))
-        h5.create_dataset("pids", data=np.asarray(fs.pids, np.int64))
-        h5.create_dataset("camids", data=np.asarray(fs.camids, np.int64))
-        h5.create_dataset("paths", data=np.array(fs.paths, dtype=h5py.string_dtype()))
-        h5.attrs["format_version"] = FORMAT_VERSION
-        for key, value in fs.attrs.items():
-            h5.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
 
 
 def read_features(path: str | Path) -> FeatureSet:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from reid.data.boxes import boxes_from_tlwh, crop_boxes
 from reid.data.image_io import read_image
 from reid.errors import DataError
 from reid.io.atomic import atomic_path
@@ -138,8 +139,6 @@ def deepsort_detections(
     `seq_dir/det/det.txt`. Boxes are clipped to the frame for cropping only (the stored
     columns are the file's); crops of several frames share a batch.
     """
-    from reid.inference.extractor import boxes_from_tlwh, crop_boxes
-
     seq_dir = Path(seq_dir)
     info = read_seqinfo(seq_dir)
     det_path = Path(detections) if detections else seq_dir / "det" / "det.txt"

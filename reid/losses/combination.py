@@ -34,7 +34,8 @@ def _options(cls: type[nn.Module]) -> set[str]:
 class CombinedLoss(nn.Module):
     """sum_k weight_k * loss_k(inputs_k); forward returns (total, {name: float value of loss_k}).
 
-    Routing: "group" gets (embeddings, logits, labels, generator=...), "ce" gets (logits, labels),
+    Routing: "group" gets (embeddings, logits, labels) and draws its anchors from the global RNG
+    (call GroupLoss directly to pass a generator), "ce" gets (logits, labels),
     "triplet", "ranked_list" and "center" get (embeddings, labels). The parts are the unweighted
     term values (detached floats, for logging); "group" also reports "group.nll" and "group.ce".
     """
@@ -54,7 +55,6 @@ class CombinedLoss(nn.Module):
         embeddings: torch.Tensor | None,
         logits: torch.Tensor | None,
         labels: torch.Tensor,
-        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         total: torch.Tensor | None = None
         parts: dict[str, float] = {}
@@ -65,7 +65,7 @@ class CombinedLoss(nn.Module):
             if needs in ("logits", "both") and logits is None:
                 raise ValueError(f"loss '{name}' needs logits, got None")
             if name == "group":
-                nll, ce = module.terms(embeddings, logits, labels, generator=generator)
+                nll, ce = module.terms(embeddings, logits, labels)
                 value = nll + module.ce_weight * ce
                 parts["group.nll"], parts["group.ce"] = float(nll.detach()), float(ce.detach())
             elif needs == "logits":

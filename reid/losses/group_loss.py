@@ -1,6 +1,6 @@
 """The Group Loss (Elezi et al., ECCV 2020): label propagation by replicator dynamics.
 
-See METHOD.md section 1. Shapes: embeddings (n, d), logits (n, m), labels (n,) int64 in [0, m).
+See docs/method.md section 1. Shapes: embeddings (n, d), logits (n, m), labels (n,) int64 in [0, m).
 
 Numerical policy (why nothing here can produce NaN or inf):
 - similarities are computed on rows rescaled by their largest absolute entry, so 1e6-sized or
@@ -10,7 +10,7 @@ Numerical policy (why nothing here can produce NaN or inf):
 - each replicator step keeps a row of X unchanged when its new mass sum(x_i * (W x)_i) is <= eps
   (this only happens with zero_diagonal, e.g. an isolated sample or an anchor whose neighbours all
   carry other labels), instead of dividing 0 by 0;
-- the log has the METHOD's +1e-12.
+- the log has the method notes' +1e-12.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def replicator_dynamics(probs: torch.Tensor, weights: torch.Tensor, num_iters: i
 
 
 class GroupLoss(nn.Module):
-    """Group Loss plus auxiliary label-smoothed cross-entropy; defaults are the authors' (METHOD.md 1).
+    """Group Loss plus auxiliary label-smoothed cross-entropy; defaults are the authors' (docs/method.md section 1).
 
     Args:
         num_classes: m, the number of training identities (logits width), >= 2.

@@ -1,4 +1,4 @@
-"""Ranked List Loss (Wang et al., CVPR 2019 / TPAMI 2021), METHOD.md section 2."""
+"""Ranked List Loss (Wang et al., CVPR 2019 / TPAMI 2021), docs/method.md section 2."""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 from reid.errors import DataError
 
+from .integrity import drop_bad_images
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # files every release or OS leaves in image folders; never worth a warning
 CLUTTER = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
@@ -147,8 +149,6 @@ def finish(
 ) -> ReidDataset:
     """Drop bad images, check no split is empty, relabel train, count query ids
     missing from the gallery, and build the ReidDataset."""
-    from .integrity import drop_bad_images  # local: integrity imports this module
-
     splits = drop_bad_images(splits, issues)
     for split, records in splits.items():
         if not records and not (split == "train" and optional_train):

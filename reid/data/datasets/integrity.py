@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from reid.data.image_io import image_problem
 from reid.errors import DataError
 
-from .base import Issues, Record, ReidDataset
+if TYPE_CHECKING:  # annotations only: base imports this module
+    from .base import Issues, Record, ReidDataset
 
 
 def cheap_problem(path: str) -> str | None:
