@@ -20,6 +20,7 @@ LAYERS = [
     ("reid.config", "reid.config_fields", "reid.test_time"),
     ("reid.models", "reid.losses", "reid.evaluation"),
     ("reid.inference", "reid.search"),  # search: faiss gallery indexes
+    ("reid.tracking",),  # DeepSORT runner, metrics, from-MOT data: above the extractor it feeds on
     ("reid.engine",),
     ("reid.cli", "reid.__main__"),
 ]

@@ -1,4 +1,4 @@
-"""The `reid` command line: train, test, rerank, extract, export, data."""
+"""The `reid` command line: train, test, rerank, extract, export, data, track."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .extract import extract
 from .rerank import rerank
 from .search import index, search
 from .test import test
+from .track import track
 from .train import train
 
 
@@ -26,7 +27,7 @@ def cli() -> None:
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
-for command in (train, test, rerank, extract, export, data, index, search):
+for command in (train, test, rerank, extract, export, data, index, search, track):
     cli.add_command(command)
 
 

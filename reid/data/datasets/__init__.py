@@ -25,6 +25,7 @@ FOLDERS = {
     "cars196": "cars196",
     "sop": "Stanford_Online_Products",
     "inshop": "In-shop Clothes Retrieval Benchmark",
+    "from-mot": "from-mot",
 }
 DATASET_NAMES = (*FOLDERS, "custom")
 
@@ -39,6 +40,7 @@ _LABELS = {
     "cars196": ("cars", "Cars196", "cars196 (with cars_annos.mat inside)"),
     "sop": ("stanfordonlineproducts", "Stanford Online Products", "Stanford_Online_Products"),
     "inshop": ("inshop", "In-Shop Clothes", "In-shop Clothes Retrieval Benchmark or inshop"),
+    "from-mot": ("frommot", "from-mot", "the --out folder of reid data from-mot"),
 }
 # deep-metric-learning benchmarks: (loader, layout test)
 _METRIC_LEARNING = {
