@@ -5,15 +5,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA := datasets/synthetic-market
+# reid track's tracker and metrics; --no-deps: they declare opencv-python, which would sit beside
+# our opencv-contrib-python-headless as a second cv2 (numpy/scipy/matplotlib they need are ours already)
+TRACK_PACKAGES := deep-sort-realtime trackeval
 
 .PHONY: install demo test test-slow lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt $(TRACK_PACKAGES)
+	# a venv made before the switch to contrib: drop the other OpenCV, then restore the cv2 files they share
+	if $(BIN)/python -m pip list 2>/dev/null | grep -qiE '^opencv-python(-headless)? '; then \
+	  $(BIN)/python -m pip uninstall --quiet -y opencv-python opencv-python-headless; \
+	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps -c constraints.txt opencv-contrib-python-headless; \
+	fi
 	touch $@
 
 $(DATA): | install

@@ -199,3 +199,119 @@ def make_custom_csv(root: Path, name: str = "labels.csv") -> Expected:
     (root / name).write_text("\n".join(lines) + "\n")
     cams = {c for entries in CUSTOM.values() for pid, c in entries if pid != -1}
     return Expected(root / name, {k: _counts(v) for k, v in CUSTOM.items()}, cameras=len(cams), junk=1)
+
+
+# -- deep-metric-learning benchmarks (no cameras; classes for ids) ---------------------------------
+
+CUB_CLASSES = {3: 2, 100: 3, 101: 2, 150: 1, 200: 3}  # class -> images; 1-100 train, 101-200 test
+
+
+def make_cub(
+    root: Path, folder: str = "CUB_200_2011", classes: dict[int, int] | None = None, size: tuple[int, int] = (16, 8)
+) -> Expected:
+    """CUB-200-2011: images.txt + image_class_labels.txt (ids 1..N), images/<class folder>/, README.
+    `classes` (class -> images) replaces the default miniature; images are `size` (h, w)."""
+    base = root / folder
+    classes = classes or CUB_CLASSES
+    lines, labels, i = [], [], 0
+    for cls, count in classes.items():
+        for j in range(count):
+            i += 1
+            rel = f"{cls:03d}.Bird_{cls}/Bird_{cls}_{j:04d}.jpg"
+            write_image(base / "images" / rel, seed=_seed("cub", i), size=size)
+            lines.append(f"{i} {rel}")
+            labels.append(f"{i} {cls}")
+    (base / "images.txt").write_text("\n".join(lines) + "\n")
+    (base / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
+    (base / "train_test_split.txt").write_text("".join(f"{k} 1\n" for k in range(1, i + 1)))
+    (base / "README").write_text("CUB miniature\n")
+    train = [(c, n) for c, n in classes.items() if c <= 100]
+    test = [(c, n) for c, n in classes.items() if c > 100]
+    test_counts = (len(test), sum(n for _, n in test))
+    return Expected(
+        base, {"train": (len(train), sum(n for _, n in train)), "query": test_counts, "gallery": test_counts}, 1
+    )
+
+
+CARS_CLASSES = {1: 2, 98: 3, 99: 2, 196: 2}
+
+
+def make_cars(root: Path, folder: str = "cars196", extra: list[tuple[str, int]] | None = None) -> Expected:
+    """Cars196: cars_annos.mat (scipy.io.savemat, the release's struct fields) and car_ims/."""
+    import scipy.io
+
+    base = root / folder
+    rows, i = [], 0
+    for cls, count in CARS_CLASSES.items():
+        for _ in range(count):
+            i += 1
+            rel = f"car_ims/{i:06d}.jpg"
+            write_image(base / rel, seed=_seed("cars", i))
+            rows.append((rel, cls))
+    rows += extra or []
+    dtype = [(name, object) for name in ("relative_im_path", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class")]
+    dtype.append(("test", object))
+    annotations = np.zeros((1, len(rows)), dtype=dtype)
+    for k, (rel, cls) in enumerate(rows):
+        annotations[0, k] = (rel, 1, 2, 10, 12, cls, k % 2)
+    class_names = np.array([f"Car {c}" for c in range(1, 197)], dtype=object)[None, :]
+    scipy.io.savemat(base / "cars_annos.mat", {"annotations": annotations, "class_names": class_names})
+    train = [(c, n) for c, n in CARS_CLASSES.items() if c <= 98]
+    test = [(c, n) for c, n in CARS_CLASSES.items() if c > 98]
+    test_counts = (len(test), sum(n for _, n in test))
+    return Expected(
+        base, {"train": (len(train), sum(n for _, n in train)), "query": test_counts, "gallery": test_counts}, 1
+    )
+
+
+SOP_SPLITS = {"train": {1: 3, 2: 2, 5: 2}, "test": {11319: 2, 11320: 3, 22634: 1}}
+
+
+def make_sop(root: Path, folder: str = "Stanford_Online_Products") -> Expected:
+    """Stanford Online Products: Ebay_{train,test}.txt with their header, images in <super>_final/."""
+    base = root / folder
+    i = 0
+    for split, classes in SOP_SPLITS.items():
+        lines = ["image_id class_id super_class_id path"]
+        for cls, count in classes.items():
+            for j in range(count):
+                i += 1
+                rel = f"bicycle_final/{111085122000 + cls}_{j}.JPG"
+                write_image(base / rel, seed=_seed("sop", i), size=(12, 12))
+                lines.append(f"{i} {cls} 1 {rel}")
+        (base / f"Ebay_{split}.txt").write_text("\n".join(lines) + "\n")
+    (base / "Ebay_info.txt").write_text("image_id class_id super_class_id path\n")
+    (base / "LICENSE").write_text("miniature\n")
+    train, test = SOP_SPLITS["train"], SOP_SPLITS["test"]
+    test_counts = (len(test), sum(test.values()))
+    return Expected(base, {"train": (len(train), sum(train.values())), "query": test_counts, "gallery": test_counts}, 1)
+
+
+INSHOP_ITEMS = {  # item -> (train, query, gallery) images
+    2: (3, 0, 0),
+    7: (2, 0, 0),
+    12: (0, 2, 1),
+    80: (0, 1, 2),
+}
+
+
+def make_inshop(root: Path, folder: str = "In-shop Clothes Retrieval Benchmark") -> Expected:
+    """In-Shop: Eval/list_eval_partition.txt (count line, header, rows) and img/WOMEN/.../id_XXXXXXXX/."""
+    base = root / folder
+    rows = []
+    for item, counts in INSHOP_ITEMS.items():
+        n = 0
+        for split, count in zip(("train", "query", "gallery"), counts):
+            for _ in range(count):
+                n += 1
+                rel = f"img/WOMEN/Dresses/id_{item:08d}/{n:02d}_1_front.jpg"
+                write_image(base / rel, seed=_seed("inshop", item, n))
+                rows.append(f"{rel}  id_{item:08d}  {split}")
+    (base / "Eval").mkdir(parents=True, exist_ok=True)
+    text = f"{len(rows)}\nimage_name item_id evaluation_status\n" + "\n".join(rows) + "\n"
+    (base / "Eval" / "list_eval_partition.txt").write_text(text)
+    splits = {}
+    for k, split in enumerate(("train", "query", "gallery")):
+        items = [c[k] for c in INSHOP_ITEMS.values() if c[k]]
+        splits[split] = (len(items), sum(items))
+    return Expected(base, splits, 1)

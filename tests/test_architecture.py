@@ -19,7 +19,8 @@ LAYERS = [
     ("reid.io",),
     ("reid.config", "reid.config_fields", "reid.test_time"),
     ("reid.models", "reid.losses", "reid.evaluation"),
-    ("reid.inference",),
+    ("reid.inference", "reid.search"),  # search: faiss gallery indexes
+    ("reid.tracking",),  # DeepSORT runner, metrics, from-MOT data: above the extractor it feeds on
     ("reid.engine",),
     ("reid.tuning",),  # hyperparameter search on top of the trainer
     ("reid.cli", "reid.__main__"),

@@ -186,3 +186,48 @@ def test_import_reid_stays_light_and_exports_the_extractor():
     code = "import sys, reid; assert 'torch' not in sys.modules; from reid import FeatureExtractor; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_onnxruntime_backend_matches_torch_within_1e3_cosine(checkpoint):
+    pytest.importorskip("onnxruntime")
+    images = random_images(6, seed=3)
+    options = TestTimeOptions(flip=True)
+    ref = FeatureExtractor(checkpoint, device="cpu", batch_size=4, options=options)(images)
+    ort_ex = FeatureExtractor(checkpoint, device="cpu", batch_size=4, options=options, backend="onnxruntime")
+    got = ort_ex(images)
+    assert got.shape == ref.shape and got.dtype == np.float32 and "backend=onnxruntime" in repr(ort_ex)
+    cosine = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cosine.min() > 1 - 1e-3
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_unknown_or_unsupported_backend_is_a_clear_error(checkpoint):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        FeatureExtractor(checkpoint, device="cpu", backend="tensorrt")
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(ValueError, match="pool_lambda"):
+        FeatureExtractor(checkpoint, device="cpu", backend="onnxruntime", options=TestTimeOptions(pool_lambda=0.5))
+
+
+def test_cli_extract_backend_onnxruntime_writes_the_torch_features(checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from reid.cli import cli
+    from reid.io.features import read_features
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, image in enumerate(random_images(3, seed=4)):
+        cv2.imwrite(str(folder / f"{i:04d}_c1s1_000001_00.jpg"), image)
+    outs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / f"{backend}.h5"
+        args = ["extract", "-m", str(checkpoint), "--images", str(folder), "--out", str(out), "--device", "cpu",
+                "--quiet", "--backend", backend]  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        outs[backend] = read_features(out)
+    assert outs["onnxruntime"].attrs["backend"] == "onnxruntime"
+    cosine = (outs["torch"].features * outs["onnxruntime"].features).sum(1)
+    assert cosine.min() > 1 - 1e-3

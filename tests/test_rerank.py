@@ -196,3 +196,29 @@ def test_bad_shapes_and_values_raise() -> None:
         k_reciprocal_from_distances(np.ones((3, 5)), np.ones((3, 3)), np.ones((4, 4)), device="cpu")
     with pytest.raises(ValueError, match="distance 0"):
         k_reciprocal_from_distances(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), device="cpu")
+
+
+@pytest.mark.parametrize("chunk", [1408, 2048, 700])
+def test_blocked_scan_finds_the_exact_nearest_and_maxima(chunk: int) -> None:
+    # Blocks of >= 21 strips of 64 columns take the strip-bound path of the scan; 700 the fallbacks.
+    from reid.inference.rerank_sources import FeatureSource
+
+    x = clustered(3000, ids=60, dim=24, noise=0.7, seed=21).astype(np.float32)
+    src = FeatureSource(torch.from_numpy(x[:400]), torch.from_numpy(x[400:]), chunk, True, torch.device("cpu"))
+    near_d, near, rowmax, out = src.scan(21)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    d = euclidean(xn.astype(np.float64), xn.astype(np.float64)) ** 2
+    expected = np.sort(d, axis=1)[:, :21]
+    np.testing.assert_allclose(near_d.numpy(), expected, atol=2e-5)
+    np.testing.assert_allclose(np.take_along_axis(d, near.numpy(), 1), expected, atol=2e-5)
+    np.testing.assert_allclose(rowmax.numpy(), d.max(1), atol=2e-5)
+    np.testing.assert_allclose(out.numpy(), d[:400, 400:], atol=2e-5)
+
+
+def test_feature_form_equals_distance_form_with_large_blocks() -> None:
+    x = clustered(3000, ids=60, dim=24, noise=0.7, seed=22).astype(np.float32)
+    q, g = split(x, 500)
+    xn = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64)
+    d = euclidean(xn, xn) ** 2
+    by_dist = k_reciprocal_from_distances(d[:500, 500:], d[:500, :500], d[500:, 500:], device="cpu")
+    np.testing.assert_allclose(k_reciprocal(q, g, device="cpu", chunk_size=1408), by_dist, atol=2e-5, rtol=1e-4)

@@ -12,6 +12,8 @@
   bf16   the same with half=True on the CPU: bfloat16 autocast, float32 weights.
   onnx   onnxruntime on the file `reid export --normalize-inside` writes, fed with
          the same OpenCV batch (CPU provider, or CUDA when installed and available).
+  ort-be FeatureExtractor(backend="onnxruntime") (CPU): the extractor's own pipeline with
+         onnxruntime running the network; "min cos" is its lowest cosine to `ours`.
 
 Every method reads the same files from disk in each pass (decoding is part of the
 job). For each batch size the three methods run one after another (interleaved), and
@@ -174,12 +176,18 @@ def main() -> None:
                 methods["ours_bf16"] = FeatureExtractor.from_model(ours_model, pre, device, batch_size=bs, half=True)
             if not args.no_onnx:
                 methods["onnx"] = Onnx(onnx_path, pre, bs, args.threads, device.type == "cuda")
+            if device.type == "cpu" and not args.no_onnx:  # FeatureExtractor(backend="onnxruntime")
+                methods["ours_ort"] = FeatureExtractor.from_model(
+                    copy.deepcopy(model).cpu(), pre, device, batch_size=bs, backend="onnxruntime"
+                )
             speeds, feats = interleaved(methods, paths, max(bs, 32), args.repeats)
             row = {"batch_size": bs, **speeds}
             if not args.no_onnx:
                 row["onnx_provider"] = methods["onnx"].provider
                 row["onnx_vs_ours_max_abs_diff"] = float(np.abs(feats["onnx"] - feats["ours"]).max())
             # PIL's antialiased resize differs from OpenCV's bilinear: same model, slightly different inputs
+            if "ours_ort" in feats:
+                row["ours_ort_vs_ours_min_cosine"] = float((feats["ours_ort"] * feats["ours"]).sum(1).min())
             row["naive_vs_ours_mean_cosine"] = float((feats["naive"] * feats["ours"]).sum(1).mean())
             rows.append(row)
             print_row(row, header=len(rows) == 1)
@@ -204,7 +212,8 @@ def print_row(row: dict, header: bool) -> None:
     if header:
         print(
             f"{'batch':>5} {'naive img/s':>11} {'ours img/s':>10} {'bf16 img/s':>10} {'onnx img/s':>10} "
-            f"{'ours/naive':>10} {'bf16/naive':>10} {'onnx/naive':>10}"
+            f"{'ort-be img/s':>12} {'ours/naive':>10} {'bf16/naive':>10} {'onnx/naive':>10} {'ort-be/naive':>12} "
+            f"{'ort-be min cos':>14}"
         )
     naive = row["naive"]
 
@@ -216,7 +225,8 @@ def print_row(row: dict, header: bool) -> None:
 
     print(
         f"{row['batch_size']:>5} {naive:>11.1f} {speed('ours'):>10} {speed('ours_bf16'):>10} {speed('onnx'):>10} "
-        f"{ratio('ours'):>10} {ratio('ours_bf16'):>10} {ratio('onnx'):>10}",
+        f"{speed('ours_ort'):>12} {ratio('ours'):>10} {ratio('ours_bf16'):>10} {ratio('onnx'):>10} "
+        f"{ratio('ours_ort'):>12} {row.get('ours_ort_vs_ours_min_cosine', float('nan')):>14.6f}",
         flush=True,
     )
 

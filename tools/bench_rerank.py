@@ -8,7 +8,7 @@ norm with noise), query share as in Market-1501. Distances are computed
 inside the timed region for both methods. Where both ran, the largest
 absolute difference between their outputs is reported.
 
-    python tools/bench_rerank.py                       # 2k, 5k, 10k, Market 19,281
+    python tools/bench_rerank.py                       # 2k, half Market, Market with and without junk
     python tools/bench_rerank.py --msmt --json out.json  # adds MSMT17 93,820 (ours only)
 """
 
@@ -29,6 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 MARKET = (19281, 3368)
 MSMT = (93820, 11659)
+MARKET_NO_JUNK = (16735, 3368)  # Market-1501 without its junk images
+HALF = (8368, 1684)  # half of that
 
 
 def features(n: int, ids: int, dim: int, noise: float, seed: int) -> np.ndarray:
@@ -107,7 +109,11 @@ def measure(method: str, n: int, nq: int, args: argparse.Namespace, save: str | 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default=f"2000,5000,10000,{MARKET[0]}", help="total image counts N (comma list)")
+    p.add_argument(
+        "--sizes",
+        default=f"2000,{HALF[0]}:{HALF[1]},{MARKET[0]},{MARKET_NO_JUNK[0]}:{MARKET_NO_JUNK[1]}",
+        help="total image counts N or N:Q (comma list)",
+    )
     p.add_argument("--msmt", action="store_true", help=f"add the MSMT17 size {MSMT[0]} ({MSMT[1]} queries)")
     p.add_argument("--dense-max", type=int, default=10000, help="run the dense baseline only up to this N")
     p.add_argument("--ids", type=int, default=751)
@@ -129,10 +135,12 @@ def main() -> None:
         worker(args)
         return
 
-    sizes = [
-        (n, MARKET[1] if n == MARKET[0] else round(n * MARKET[1] / MARKET[0]))
-        for n in (int(v) for v in args.sizes.split(",") if v.strip())
-    ]
+    sizes = []
+    for spec in (v.strip() for v in args.sizes.split(",") if v.strip()):
+        n, _, nq = spec.partition(":")  # "N" (query share of Market) or "N:Q"
+        sizes.append(
+            (int(n), int(nq) if nq else MARKET[1] if int(n) == MARKET[0] else round(int(n) * MARKET[1] / MARKET[0]))
+        )
     if args.msmt:
         sizes.append(MSMT)
     print(f"GEMM rate now: {gemm_gflops():.0f} GFLOP/s float32 (machine load indicator)")

@@ -1,11 +1,21 @@
-"""Generate a small MOTChallenge-style sequence: synthetic people walking across a scene.
+"""Generate a MOTChallenge-style sequence: synthetic people walking across a scene.
 
     python tools/make_mot_sequence.py datasets/mot/SYNTH-01 --frames 60 --people 6
+    python tools/make_mot_sequence.py datasets/mot/CROSS-01 --frames 150 --people 4 --crossings 3 \
+        --reentries 1 --min-visibility 0.4 --miss-rate 0.1 --no-empty-frame
 
-Writes seqinfo.ini, img1/000001.jpg..., gt/gt.txt (true boxes and ids) and det/det.txt
-(the true boxes jittered, with a few dropped, a few false positives, frame 2 without any
-detection; ids and 3-D columns -1 as in public detections). Boxes of people entering or
-leaving the scene reach outside the frame, as real detections do. Deterministic for a seed.
+Writes seqinfo.ini, img1/000001.jpg..., gt/gt.txt and det/det.txt. gt rows are
+`frame, id, x, y, w, h, 1, 1, visibility` (class 1 = pedestrian, visibility = the share
+of the person's pixels that are in the frame and not hidden by a nearer person, as in
+MOT17). Detections are the true boxes jittered, minus a random share (--miss-rate) and
+minus people less visible than --min-visibility, plus false positives; frame 2 has no
+detection unless --no-empty-frame; ids and 3-D columns are -1 as in public detections.
+Boxes of people entering or leaving the scene reach outside the frame, as real ones do.
+
+Scenes where appearance matters: --crossings N adds N pairs of people at nearly the same
+depth walking towards each other and crossing mid-sequence (the nearer one hides the
+other); --reentries N adds people who walk out of the frame, stay out for 8-20 frames
+and come back. Deterministic for a seed.
 
 People are drawn by reid.data.synthetic.render_person; each sprite is cut out of its
 render by rendering it twice with the same random stream over two different scene
@@ -25,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.data.synthetic import make_camera, make_identity, render_person  # noqa: E402
+from reid.io.atomic import atomic_path  # noqa: E402
 
 
 def _sprite(person, cam_a, cam_b, size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +62,53 @@ def _scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(scene + rng.normal(0, 5, scene.shape), 0, 255).astype(np.uint8)
 
 
+def _walkers(rng, frames: int, width: int, height: int, people: int, crossings: int, reentries: int) -> list[dict]:
+    """Start position, size and velocity of every person; `bounce` people turn back outside the frame."""
+    scale = width / 480
+    walkers = []
+
+    def add(feet: float, x: float, vx: float, bounce: float = 0.0) -> None:
+        h = int(height * 0.55 * feet / height)  # nearer (lower feet) is taller
+        walkers.append(
+            {
+                "id": len(walkers) + 1,
+                "person": make_identity(rng),
+                "size": (h, h // 2),
+                "x": x,
+                "feet": feet,
+                "vx": vx,
+                "bounce": bounce,
+            }
+        )
+
+    for _ in range(people):
+        speed = rng.uniform(2.0, 6.0) * scale * rng.choice([-1, 1])
+        add(height * rng.uniform(0.6, 0.98), rng.uniform(-0.2, 1.0) * width, speed)
+    for _ in range(crossings):  # two people at nearly the same depth meet at (x_c, t_c)
+        feet = height * rng.uniform(0.65, 0.95)
+        x_c, t_c = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * frames
+        for sign in (1, -1):
+            speed = sign * rng.uniform(2.5, 5.0) * scale
+            foot = feet + sign * rng.uniform(0.01, 0.04) * height
+            h = int(0.55 * foot)
+            add(foot, x_c - h / 4 - speed * t_c, speed)
+    for _ in range(reentries):
+        speed = rng.uniform(3.0, 6.0) * scale * rng.choice([-1, 1])
+        add(height * rng.uniform(0.6, 0.98), rng.uniform(0.2, 0.8) * width, speed, rng.uniform(4, 10) * abs(speed))
+    return walkers
+
+
+def _advance(walker: dict, width: int) -> None:
+    """Move one frame; a re-entering walker turns back `bounce` pixels beyond the frame edge."""
+    walker["x"] += walker["vx"]
+    if walker["bounce"]:
+        w = walker["size"][1]
+        if (walker["vx"] > 0 and walker["x"] > width + walker["bounce"]) or (
+            walker["vx"] < 0 and walker["x"] + w < -walker["bounce"]
+        ):
+            walker["vx"] = -walker["vx"]
+
+
 def make_sequence(
     out: str | Path,
     frames: int = 30,
@@ -60,8 +118,15 @@ def make_sequence(
     false_positives: float = 0.3,
     seed: int = 0,
     name: str = "SYNTH-01",
+    *,
+    crossings: int = 0,
+    reentries: int = 0,
+    miss_rate: float = 0.1,
+    min_visibility: float = 0.0,
+    jitter: float = 0.05,
+    empty_frame: bool = True,
 ) -> Path:
-    """Write the sequence folder `out`; return it."""
+    """Write the sequence folder `out` (see the module docstring); return it."""
     out = Path(out)
     rng = np.random.default_rng(seed)
     for sub in ("img1", "det", "gt"):
@@ -70,55 +135,53 @@ def make_sequence(
     cam = replace(make_camera(rng), blur=0.0, occlusion=0.0, scale=1.0, gain=1.0, cast=np.ones(3, np.float32))
     cam_a = replace(cam, background=np.zeros(3, np.float32), texture=1)
     cam_b = replace(cam, background=np.full(3, 255.0, np.float32), texture=2)
-    walkers = []
-    for pid in range(1, people + 1):
-        h = int(height * rng.uniform(0.35, 0.6))
-        speed = rng.uniform(2.0, 6.0) * width / 480 * rng.choice([-1, 1])
-        walkers.append(
-            {
-                "id": pid,
-                "person": make_identity(rng),
-                "size": (h, h // 2),
-                "x": rng.uniform(-0.2, 1.0) * width,
-                "feet": height * rng.uniform(0.6, 0.98),
-                "vx": speed,
-            }
-        )
+    walkers = _walkers(rng, frames, width, height, people, crossings, reentries)
     gt_lines, det_lines = [], []
     for frame in range(1, frames + 1):
+        for walker in walkers:
+            _advance(walker, width)
         image = scene.copy()
+        owner = np.zeros((height, width), np.int32)  # which person each pixel shows (0: background)
+        drawn = []
         for walker in sorted(walkers, key=lambda w: w["feet"]):  # far people first
             h, w = walker["size"]
             sprite, mask = _sprite(walker["person"], cam_a, cam_b, (h, w), seed * 100003 + walker["id"] * 1009 + frame)
-            x0 = int(round(walker["x"] + walker["vx"] * frame))
-            y0 = int(round(walker["feet"])) - h
+            x0, y0 = int(round(walker["x"])), int(round(walker["feet"])) - h
             fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + w, width), min(y0 + h, height)
             if fx1 <= fx0 or fy1 <= fy0:
                 continue  # off screen
             sub = mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
             image[fy0:fy1, fx0:fx1][sub] = sprite[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0][sub]
+            owner[fy0:fy1, fx0:fx1][sub] = walker["id"]
             ys, xs = np.nonzero(mask)
-            bx, by = x0 + xs.min(), y0 + ys.min()
-            bw, bh = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-            gt_lines.append(f"{frame},{walker['id']},{bx},{by},{bw},{bh},1,1,1")
-            if frame != 2 and rng.random() < 0.9:
-                jx, jy, jw, jh = rng.normal(0, 0.05, 4) * [bw, bh, bw, bh]
-                conf = rng.uniform(0.5, 1.0)
-                box = f"{bx + jx:.2f},{by + jy:.2f},{bw + jw:.2f},{bh + jh:.2f}"
-                det_lines.append(f"{frame},-1,{box},{conf:.3f},-1,-1,-1")
-        if frame != 2:
+            box = (x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            drawn.append((walker["id"], box, int(mask.sum())))
+        for pid, (bx, by, bw, bh), area in sorted(drawn):
+            visibility = float((owner == pid).sum()) / max(area, 1)
+            if visibility <= 0:
+                continue
+            gt_lines.append(f"{frame},{pid},{bx},{by},{bw},{bh},1,1,{visibility:.3f}")
+            if (frame == 2 and empty_frame) or visibility < min_visibility or rng.random() < miss_rate:
+                continue
+            jx, jy, jw, jh = rng.normal(0, jitter, 4) * [bw, bh, bw, bh]
+            det = f"{bx + jx:.2f},{by + jy:.2f},{bw + jw:.2f},{bh + jh:.2f}"
+            det_lines.append(f"{frame},-1,{det},{rng.uniform(0.5, 1.0):.3f},-1,-1,-1")
+        if not (frame == 2 and empty_frame):
             for _ in range(rng.poisson(false_positives)):
                 bh = rng.uniform(0.2, 0.5) * height
                 bx, by = rng.uniform(0, width - bh / 2), rng.uniform(0, height - bh)
-                box = f"{bx:.2f},{by:.2f},{bh / 2:.2f},{bh:.2f}"
-                det_lines.append(f"{frame},-1,{box},{rng.uniform(0.1, 0.5):.3f},-1,-1,-1")
+                det_lines.append(
+                    f"{frame},-1,{bx:.2f},{by:.2f},{bh / 2:.2f},{bh:.2f},{rng.uniform(0.1, 0.5):.3f},-1,-1,-1"
+                )
         cv2.imwrite(str(out / "img1" / f"{frame:06d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    (out / "gt" / "gt.txt").write_text("\n".join(gt_lines) + "\n")
-    (out / "det" / "det.txt").write_text("\n".join(det_lines) + "\n")
-    (out / "seqinfo.ini").write_text(
-        f"[Sequence]\nname={name}\nimDir=img1\nframeRate=25\nseqLength={frames}\n"
-        f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n"
-    )
+    for path, lines in ((out / "gt" / "gt.txt", gt_lines), (out / "det" / "det.txt", det_lines)):
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("\n".join(lines) + "\n")
+    with atomic_path(out / "seqinfo.ini") as tmp:
+        Path(tmp).write_text(
+            f"[Sequence]\nname={name}\nimDir=img1\nframeRate=25\nseqLength={frames}\n"
+            f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n"
+        )
     return out
 
 
@@ -128,13 +191,36 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--width", type=int, default=480)
     parser.add_argument("--height", type=int, default=270)
-    parser.add_argument("--people", type=int, default=5)
+    parser.add_argument("--people", type=int, default=5, help="people walking at random depths and speeds")
+    parser.add_argument("--crossings", type=int, default=0, help="pairs of people who cross at the same depth")
+    parser.add_argument("--reentries", type=int, default=0, help="people who leave the frame and come back")
     parser.add_argument("--false-positives", type=float, default=0.3, help="mean false detections per frame")
+    parser.add_argument("--miss-rate", type=float, default=0.1, help="share of visible people not detected")
+    parser.add_argument("--min-visibility", type=float, default=0.0, help="people less visible are not detected")
+    parser.add_argument("--jitter", type=float, default=0.05, help="box noise, a share of the box size")
+    parser.add_argument("--no-empty-frame", action="store_true", help="detect people in frame 2 too")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None, help="sequence name (default: the folder name)")
     args = parser.parse_args()
-    out = make_sequence(args.out, args.frames, args.width, args.height, args.people, args.false_positives, args.seed)
+    out = make_sequence(
+        args.out,
+        args.frames,
+        args.width,
+        args.height,
+        args.people,
+        args.false_positives,
+        args.seed,
+        args.name or Path(args.out).name,
+        crossings=args.crossings,
+        reentries=args.reentries,
+        miss_rate=args.miss_rate,
+        min_visibility=args.min_visibility,
+        jitter=args.jitter,
+        empty_frame=not args.no_empty_frame,
+    )
     dets = sum(1 for _ in open(out / "det" / "det.txt"))
-    print(f"wrote {out}: {args.frames} frames {args.width}x{args.height}, {args.people} people, {dets} detections")
+    ids = len({line.split(",")[1] for line in open(out / "gt" / "gt.txt")})
+    print(f"wrote {out}: {args.frames} frames {args.width}x{args.height}, {ids} people, {dets} detections")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `reid` command line: train, test, rerank, extract, export, data, tune."""
+"""The `reid` command line: train, test, rerank, extract, export, data, track, tune."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from .data import data
 from .export import export
 from .extract import extract
 from .rerank import rerank
+from .search import index, search
 from .test import test
+from .track import track
 from .train import train
 from .tune import tune
 
@@ -26,7 +28,7 @@ def cli() -> None:
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
-for command in (train, test, rerank, extract, export, data, tune):
+for command in (train, test, rerank, extract, export, data, index, search, track, tune):
     cli.add_command(command)
 
 

@@ -24,7 +24,8 @@ def check(name: str, data_root: str | None, strict: bool, skip_bad: bool, verify
     difference from the published counts.
 
     NAME: market1501, dukemtmc, msmt17, cuhk03-np-detected, cuhk03-np-labeled,
-    synthetic, custom (--data-root is the custom tree or CSV) or custom:PATH.
+    synthetic, from-mot (`reid data from-mot` output), custom (--data-root is the custom tree or
+    CSV) or custom:PATH.
     """
     from reid.data.check import check_dataset, format_check_report
     from reid.data.datasets import build_dataset, resolve_data_root

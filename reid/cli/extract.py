@@ -66,6 +66,13 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--chunk", default=2048, show_default=True, help="Rows written (and resumable) at a time.")
 @click.option("--half", is_flag=True, help="fp16 on CUDA; bfloat16 autocast on the CPU (self-checked, else float32).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="Who runs the network: torch, or onnxruntime (CPU, float32; see docs/scale.md).",
+)
 @bad_image_options
 @device_option
 def extract(
@@ -84,6 +91,7 @@ def extract(
     device,
     skip_bad,
     verify_images,
+    backend,
     **tta,
 ) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
@@ -105,7 +113,12 @@ def extract(
     dev = pick_device(device)
     options = merge_cli(DEFAULTS, tta)
     model, pre, config, state = load_model(checkpoint, "cpu")
-    extractor = FeatureExtractor.from_model(model, pre, dev, batch_size=batch_size, half=half, options=options)
+    try:
+        extractor = FeatureExtractor.from_model(
+            model, pre, dev, batch_size=batch_size, half=half, options=options, backend=backend
+        )
+    except ValueError as exc:
+        raise fail(f"--backend {backend}: {exc}") from None
     if mot:
         return _extract_mot(extractor, mot, detections, out, quiet)
     if images:
@@ -132,6 +145,7 @@ def extract(
         "normalized": True,
         "preprocess": pre.to_dict(),
         "half": extractor.half,
+        "backend": backend,
     }
     _extract_h5(extractor, records, attrs, out, chunk, quiet)
 

@@ -39,7 +39,8 @@ def test(
     verify_images: bool,
     **opts,
 ):
-    """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol."""
+    """Evaluate CMC rank-1/5/10, mAP and mINP under the Market/Duke protocol; on CUB-200-2011,
+    Cars196, SOP and In-Shop Recall@K, MAP@R and NMI under their retrieval protocol."""
     from reid.evaluation.tables import format_ablation_table
     from reid.inference import checkpoint_eval
     from reid.test_time import merge_cli
@@ -56,6 +57,16 @@ def test(
         skip_bad=skip_bad,
         verify_images=verify_images,
     )
+    from reid.evaluation.protocol import protocol_for
+
+    protocol = protocol_for(run.data.name)
+    if protocol.retrieval:
+        from .test_retrieval import run_retrieval_test
+
+        if ablation:
+            name = run.data.name
+            raise click.ClickException(f"--ablation: only the re-ID protocol so far, not {name}'s retrieval protocol")
+        return run_retrieval_test(run, protocol, opts)
     if ablation:
         rows = checkpoint_eval.ablation(run, log=lambda s: click.echo(s, err=True))
         click.echo(format_ablation_table(rows))

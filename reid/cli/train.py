@@ -54,5 +54,9 @@ def train(
         rows["untrained"] = history["untrained"]
     rows[f"trained ({config.train.epochs} ep)"] = history["final"]
     click.echo(f"\n{config.data.dataset} query/gallery, {config.model.backbone}:")
-    click.echo(format_metrics_table(rows))
+    protocol = trainer.evaluator.protocol if trainer.evaluator is not None else None
+    if protocol is not None and protocol.retrieval:  # Recall@K, MAP@R, NMI
+        click.echo(format_metrics_table(rows, [f"recall@{k}" for k in protocol.ks] + ["map@r", "nmi"]))
+    else:
+        click.echo(format_metrics_table(rows))
     click.echo(f"\nrun folder: {trainer.run_dir}")

@@ -24,6 +24,9 @@ class Published:
     note: str = ""
 
 
+_ALL = "query and gallery are the same test split: every test image queries all the others"
+_ITEMS = "identities are clothing items; query and gallery are the release's own lists"
+
 # docs/method.md section 6; CUHK03-NP from Zhong et al., CVPR 2017 (person-re-ranking/CUHK03-NP/README.md)
 PUBLISHED: dict[str, Published] = {
     "market1501": Published(
@@ -52,6 +55,13 @@ PUBLISHED: dict[str, Published] = {
     ),
     "cuhk03-np-detected": Published((767, 7365), (700, 1400), (700, 5332), None, "Zhong et al., CVPR 2017"),
     "cuhk03-np-labeled": Published((767, 7368), (700, 1400), (700, 5328), None, "Zhong et al., CVPR 2017"),
+    # retrieval benchmarks: classes for ids; the class-disjoint splits of Song et al., CVPR 2016
+    "cub200": Published((100, 5864), (100, 5924), (100, 5924), None, "Wah et al. 2011; Song et al. 2016", _ALL),
+    "cars196": Published((98, 8054), (98, 8131), (98, 8131), None, "Krause et al. 2013; Song et al. 2016", _ALL),
+    "sop": Published((11318, 59551), (11316, 60502), (11316, 60502), None, "Song et al., CVPR 2016", _ALL),
+    "inshop": Published(
+        (3997, 25882), (3985, 14218), (3985, 12612), None, "Liu et al., CVPR 2016 (DeepFashion In-Shop)", _ITEMS
+    ),
 }
 
 
@@ -107,6 +117,8 @@ def check_dataset(dataset: ReidDataset, published: Published | None = None) -> C
         warnings=list(dataset.warnings),
         counts=dict(dataset.counts),
     )
+    if dataset.meta.get("cameras") is False:
+        report.notes.append("no cameras in this data set: every record has camid 0")
     if published is None:
         report.notes.append(f"no published counts for {dataset.name}; nothing to compare")
         return report

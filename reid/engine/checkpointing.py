@@ -125,6 +125,8 @@ def reload_best(t: Trainer, epoch: int) -> None:
         best = load_checkpoint(path)
         t.model.load_state_dict(best["model"])
         t.criterion.load_state_dict(best["criterion"])
-        t.log.info("epoch %d: reloaded best.pt (epoch %d, mAP %.4f)", epoch + 1, best["epoch"], best["best_score"])
+        key = t.evaluator.select_key if t.evaluator is not None else "mAP"
+        score = best["best_score"]
+        t.log.info("epoch %d: reloaded best.pt (epoch %d, val %s %.4f)", epoch + 1, best["epoch"], key, score)
     broadcast_module(t.model, t.dist)
     broadcast_module(t.criterion, t.dist)

@@ -8,7 +8,7 @@ from typing import Any
 
 from reid.io.atomic import save_figure
 
-_METRICS = ("mAP", "rank1", "mINP")
+_METRICS = ("mAP", "rank1", "mINP", "recall@1", "map@r")  # re-ID, then retrieval sets
 _NOT_LOSSES = {"epoch", "lr", "images_per_s", "data_wait", "steps"}
 
 
@@ -51,7 +51,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[
     plt.close(fig)
     written.append(out_dir / "loss.png")
 
-    splits = sorted({k for r in records for k, v in r.items() if isinstance(v, dict) and "mAP" in v})
+    splits = sorted({k for r in records for k, v in r.items() if isinstance(v, dict) and set(_METRICS) & set(v)})
     if splits:
         fig, ax = plt.subplots(figsize=(7, 4))
         for split in splits:

@@ -19,6 +19,7 @@ from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
 from reid.data.transforms import TrainTransform
 from reid.errors import ConfigError, ReidError
+from reid.evaluation.protocol import protocol_for
 from reid.io.run_folder import RunFolder
 from reid.losses import build_loss
 from reid.models import build_model
@@ -51,7 +52,10 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     dataset = build_dataset(data.dataset, data.root, skip_bad=data.skip_bad, verify_images=data.verify_images)
     if not data.verify_images:  # a cheap check up front: the evaluation after the last epoch must not fail
         verify_splits(dataset, skip_bad=data.skip_bad)
-    train, val_query, val_gallery = carve_validation(dataset.train, data.val_identities, cfg.seed)
+    protocol = protocol_for(dataset.name)  # retrieval sets: whole held-out classes, all-vs-all
+    train, val_query, val_gallery = carve_validation(
+        dataset.train, data.val_identities, cfg.seed, all_vs_all=protocol.retrieval
+    )
     check_options(config, bool(val_query))
     num_classes = len({r.pid for r in train})
     pre = preprocess_for(config)  # the backbone's own mean/std unless data.mean/std say otherwise
@@ -74,7 +78,9 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     if cfg.classifier_warmup_epochs > 0:
         warmup_optimizer = build_optimizer(model.classifier.parameters(), config.optim)
         warmup = ClassifierWarmup(warmup_optimizer, cfg.classifier_warmup_epochs, label_smoothing(config.loss))
-    evaluator = Evaluator(dataset.query, dataset.gallery, pre, (val_query, val_gallery), cfg.batch_size_test)
+    evaluator = Evaluator(
+        dataset.query, dataset.gallery, pre, (val_query, val_gallery), cfg.batch_size_test, protocol=protocol
+    )
     meta = {"config": config.to_dict(), "num_classes": num_classes, "preprocess": pre.to_dict()}
     trainer = cls(
         model, criterion, loader, optimizer, scheduler, evaluator=evaluator, run_dir=run.root, device=device,

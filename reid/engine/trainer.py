@@ -308,8 +308,9 @@ class Trainer:
             self.last_metrics = record[split] = self.evaluate(split)
             if self.ema is not None:
                 record[f"{split}_ema"] = self.evaluate(split, self.ema.module)
-            if split == "val" and self.last_metrics["mAP"] > self.best_score:  # never selected on query/gallery
-                self.best_score, self.best_epoch = self.last_metrics["mAP"], done
+            score = self.last_metrics[self.evaluator.select_key]  # mAP; Recall@1 on retrieval sets
+            if split == "val" and score > self.best_score:  # never selected on query/gallery
+                self.best_score, self.best_epoch = score, done
                 self._save(self.state(done), "best")
         if done in cfg.snapshot_epochs:
             self._save(self.snapshot(done), done)

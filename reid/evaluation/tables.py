@@ -35,13 +35,16 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
-def format_metrics_table(rows: dict[str, dict]) -> str:
-    """Rows of metrics (rank1/5/10, mAP, mINP as fractions) as an aligned percent table."""
-    columns = METRIC_COLUMNS
+def format_metrics_table(rows: dict[str, dict], columns: Sequence[str] = METRIC_COLUMNS) -> str:
+    """Rows of metrics (rank1/5/10, mAP, mINP as fractions; or `columns`) as an aligned percent table."""
     width = max(10, *(len(name) for name in rows))
-    lines = [f"{'model':<{width}} " + " ".join(f"{c:>7}" for c in columns)]
+    widths = [max(7, len(c)) for c in columns]
+    lines = [f"{'model':<{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths))]
     for name, metrics in rows.items():
-        cells = " ".join(f"{100 * metrics[c]:>6.1f}%" if c in metrics else f"{'-':>7}" for c in columns)
+        cells = " ".join(
+            f"{100 * metrics[c]:>{w - 1}.1f}%" if metrics.get(c) is not None else f"{'-':>{w}}"
+            for c, w in zip(columns, widths)
+        )
         lines.append(f"{name:<{width}} {cells}")
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ from .features import embed_batch
 
 ImageLike = np.ndarray | str | Path
 COLORS = ("bgr", "rgb")
+BACKENDS = ("torch", "onnxruntime")
 
 
 def _as_bgr(image: ImageLike, color: str, index: int) -> np.ndarray:
@@ -82,6 +83,9 @@ class FeatureExtractor:
     of bf16 on this CPU: if it fails (a oneDNN fault on some AMX CPUs), float32 is used with a
     `Bf16FallbackWarning`, and a bf16 batch that comes out non-finite is recomputed in float32.
     options: test-time switches (flip, ...), as `reid test`.
+    backend: "torch" (default) or "onnxruntime": the same network (with flip / scales / beta)
+    exported to ONNX in memory and run by onnxruntime's CPU provider (float32). Pooling /
+    activation overrides and half need the torch backend.
     """
 
     def __init__(
@@ -92,13 +96,14 @@ class FeatureExtractor:
         half: bool = False,
         options: TestConfig = DEFAULTS,
         channels_last: bool = True,
+        backend: str = "torch",
     ) -> None:
         from reid.models.loading import load_model
 
         if not isinstance(checkpoint, (str, Path)):
             raise DataError(f"checkpoint: expected a file or run folder path, got {type(checkpoint).__name__}")
         model, pre, _, _ = load_model(checkpoint, "cpu")
-        self._setup(model, pre, device, batch_size, half, options, channels_last)
+        self._setup(model, pre, device, batch_size, half, options, channels_last, backend)
 
     @classmethod
     def from_model(
@@ -110,13 +115,17 @@ class FeatureExtractor:
         half: bool = False,
         options: TestConfig = DEFAULTS,
         channels_last: bool = True,
+        backend: str = "torch",
     ) -> FeatureExtractor:
         """An extractor around a model already in memory (eval-mode forward -> (B, D))."""
         self = cls.__new__(cls)
-        self._setup(model, pre, device, batch_size, half, options, channels_last)
+        self._setup(model, pre, device, batch_size, half, options, channels_last, backend)
         return self
 
-    def _setup(self, model, pre, device, batch_size, half, options, channels_last) -> None:
+    def _setup(self, model, pre, device, batch_size, half, options, channels_last, backend="torch") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.backend, self._ort = backend, None
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = torch.device(device) if device is not None else _default_device()
@@ -132,6 +141,10 @@ class FeatureExtractor:
         self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(self.device)
         self._shift = (-torch.tensor(pre.mean) / std).view(1, 3, 1, 1).to(self.device)
         self._buffer = np.empty((self.batch_size, pre.height, pre.width, 3), np.uint8)
+        if backend == "onnxruntime":
+            from .extractor_ort import ort_session
+
+            self._ort = ort_session(self.model, pre, options, self.device, bool(half))
         self.feature_dim = int(getattr(model, "feature_dim", 0)) or self._probe_dim()
 
     def _probe_dim(self) -> int:
@@ -143,6 +156,8 @@ class FeatureExtractor:
         x = torch.from_numpy(batch_hwc).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         x = x.float().mul_(self._scale).add_(self._shift)  # NHWC storage: already channels-last
         x = x.to(dtype=self.dtype, memory_format=self.memory_format)
+        if self._ort is not None:
+            return self._ort(x)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_autocast):
             out = embed_batch(self.model, x, self.options).float().cpu()
         if self.cpu_autocast and not bool(torch.isfinite(out).all()):
@@ -187,7 +202,8 @@ class FeatureExtractor:
         pre = self.pre
         return (
             f"FeatureExtractor({pre.height}x{pre.width} {pre.color}, dim={self.feature_dim}, device={self.device}, "
-            f"batch_size={self.batch_size}, half={self.half}, options={self.options.describe()})"
+            f"batch_size={self.batch_size}, half={self.half}, options={self.options.describe()}"
+            + (f", backend={self.backend})" if self.backend != "torch" else ")")
         )
 
 

@@ -22,6 +22,8 @@ from reid.data.datasets.base import Record
 from reid.data.transforms import Preprocess
 from reid.evaluation import RankResult, evaluate_rank
 from reid.evaluation.distance import pairwise_distances
+from reid.evaluation.protocol import Protocol, check_rerank_size, retrieval_metrics
+from reid.evaluation.retrieval import RetrievalResult
 from reid.test_time import DEFAULTS, TestConfig
 
 from .ensemble import combine_features
@@ -125,7 +127,8 @@ class FeatureBank:
             )
             start = time.perf_counter()
             q = extract_features(model, self.query, desc="query", **kwargs)
-            g = extract_features(model, self.gallery, desc="gallery", **kwargs)
+            # the all-vs-all retrieval protocol passes one list as query and gallery: extract it once
+            g = q if self.gallery is self.query else extract_features(model, self.gallery, desc="gallery", **kwargs)
             self._raw[key] = (q, g, time.perf_counter() - start)
         return self._raw[key]
 
@@ -172,3 +175,50 @@ def evaluate_model(
     q = extract_features(model, query, desc="query", **kwargs)
     g = extract_features(model, gallery, desc="gallery", **kwargs)
     return rank_metrics(retrieval_distance(q, g, settings), query, gallery)
+
+
+def score_retrieval(
+    q: np.ndarray,
+    g: np.ndarray,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    protocol: Protocol,
+    settings: TestConfig = DEFAULTS,
+    with_nmi: bool = True,
+    seed: int = 0,
+) -> tuple[RetrievalResult, float]:
+    """(Recall@K / MAP@R / NMI under a retrieval `protocol`, seconds spent on QE / re-ranking / metrics).
+
+    For "all-vs-all", `query` is `gallery` (one test list) and q, g the same features. Without
+    re-ranking no distance matrix is held whole; re-ranking builds it dense (size-checked first).
+    """
+    start = time.perf_counter()
+    metric = settings.metric
+    q, g = expand_queries(q, g, settings)
+    distances = None
+    if settings.rerank:
+        check_rerank_size(len(q), len(g))
+        k1, k2, lam = settings.k1, settings.k2, settings.lambda_value
+        distances = k_reciprocal(q, g, k1=k1, k2=k2, lambda_value=lam, normalize=metric == "cosine")
+    q_labels, g_labels = np.array([r.pid for r in query]), np.array([r.pid for r in gallery])
+    result = retrieval_metrics(protocol, q, q_labels, g, g_labels, metric, distances, with_nmi=with_nmi, seed=seed)
+    return result, time.perf_counter() - start
+
+
+def evaluate_model_retrieval(
+    model: torch.nn.Module,
+    protocol: Protocol,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    pre: Preprocess,
+    device: torch.device | str,
+    batch_size: int = 128,
+    settings: TestConfig = DEFAULTS,
+    progress: bool = True,
+    with_nmi: bool = True,
+) -> RetrievalResult:
+    """Recall@K, MAP@R (and NMI) of `model` under a retrieval protocol; an all-vs-all split
+    (`gallery is query`) is extracted once."""
+    bank = FeatureBank(query, gallery, pre, device, batch_size=batch_size, progress=progress)
+    q, g, _ = bank.features([("model", model)], settings)
+    return score_retrieval(q, g, query, gallery, protocol, settings, with_nmi=with_nmi)[0]

@@ -35,12 +35,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from reid.evaluation.distance import l2_normalize, to_tensor
+from reid.evaluation.distance import to_tensor
 from reid.test_time import DEFAULTS  # the re-ranking defaults live in the test-time schema
+
+from .rerank_sources import FeatureSource, MatrixSource, Source
 
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
 
-_PAIR_BUDGET = 1 << 22  # query x gallery joins handled at once in the Jaccard step
+_PAIR_BUDGET = 1 << 21  # query x gallery joins handled at once in the Jaccard step
 
 
 def k_reciprocal(
@@ -70,13 +72,8 @@ def k_reciprocal(
         raise ValueError(f"q_feats {tuple(q.shape)} and g_feats {tuple(g.shape)} must be (n, D) with the same D")
     if q.shape[0] == 0 or g.shape[0] == 0:
         raise ValueError("need at least one query and one gallery feature")
-    x = torch.cat([q, g])
+    src = FeatureSource(q, g, chunk_size, normalize, dev)
     del q, g
-    if normalize:
-        x = l2_normalize(x)
-    if not torch.isfinite(x).all():
-        raise ValueError("features contain NaN or infinity")
-    src = _FeatureSource(x, num_query=q_feats.shape[0], chunk_size=chunk_size)
     return _rerank(src, k1, k2, lambda_value, chunk_size)
 
 
@@ -117,7 +114,7 @@ def k_reciprocal_from_distances(
         )
     if not all(torch.isfinite(m).all() for m in mats):
         raise ValueError("distance matrices contain NaN or infinity")
-    return _rerank(_MatrixSource(qg, qq, gg, chunk_size=chunk_size), k1, k2, lambda_value, chunk_size)
+    return _rerank(MatrixSource(qg, qq, gg, chunk_size=chunk_size), k1, k2, lambda_value, chunk_size)
 
 
 def _check_params(k1: int, k2: int, lambda_value: float, chunk_size: int) -> None:
@@ -129,7 +126,7 @@ def _check_params(k1: int, k2: int, lambda_value: float, chunk_size: int) -> Non
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
 
-def _rerank(src: _Source, k1: int, k2: int, lambda_value: float, chunk: int) -> np.ndarray:
+def _rerank(src: Source, k1: int, k2: int, lambda_value: float, chunk: int) -> np.ndarray:
     n = src.n
     k_full = min(k1 + 1, n)
     k_half = min(int(np.around(k1 / 2.0)) + 1, n)
@@ -189,7 +186,7 @@ def _expand_ranges(start: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tens
 
 
 def _encode(
-    src: _Source, near_d: torch.Tensor, near: torch.Tensor, near_half: torch.Tensor, rowmax: torch.Tensor
+    src: Source, near_d: torch.Tensor, near: torch.Tensor, near_half: torch.Tensor, rowmax: torch.Tensor
 ) -> _Sparse:
     """V: expanded k-reciprocal sets with Gaussian weights exp(-d), each row summing to 1.
 
@@ -207,7 +204,7 @@ def _encode(
     r_keys = (own * n + near)[recip].sort()[0]
 
     keys = [r_keys]
-    step = max(1, (1 << 22) // (near.shape[1] * near_half.shape[1]))
+    step = max(1, (1 << 20) // (near.shape[1] * near_half.shape[1]))
     for a in range(0, n, step):
         fi, rc = near[a : a + step], recip[a : a + step]
         cand = half[fi]  # (c, k1+1, kh): R'(c) of every forward neighbour c of i
@@ -235,7 +232,7 @@ def _local_query_expansion(v: _Sparse, near: torch.Tensor) -> _Sparse:
     total = v.count[near].sum(1)
     a = 0
     while a < n:
-        b = a + max(1, int((torch.cumsum(total[a:], 0) <= (1 << 23)).sum()))
+        b = a + max(1, int((torch.cumsum(total[a:], 0) <= (1 << 21)).sum()))
         nb = near[a:b].flatten()
         pos, owner = _expand_ranges(v.start[nb], v.count[nb])
         owner_row = owner // k + a
@@ -264,7 +261,7 @@ def _jaccard_combine(v: _Sparse, out: torch.Tensor, rowmax: torch.Tensor, lambda
 
     pair_count = col_count[v.cols[:g_first]]
     per_query = torch.zeros(nq, dtype=torch.long, device=dev).index_add_(0, v.rows[:g_first], pair_count)
-    max_rows = max(1, (1 << 24) // ng)
+    max_rows = max(1, (1 << 22) // ng)
     a = 0
     while a < nq:
         budget = torch.cumsum(per_query[a : a + max_rows], 0)
@@ -273,10 +270,15 @@ def _jaccard_combine(v: _Sparse, out: torch.Tensor, rowmax: torch.Tensor, lambda
         k, val = v.cols[lo:hi], v.vals[lo:hi]
         pos, entry = _expand_ranges(col_start[k], col_count[k])
         mins = torch.minimum(val[entry], g_val[pos])
-        flat = (v.rows[lo:hi][entry] - a) * ng + g_row[pos]
+        flat = (v.rows[lo:hi] - a).mul_(ng)[entry].add_(g_row[pos])
         shared = torch.zeros((b - a) * ng, dtype=out.dtype, device=dev).index_add_(0, flat, mins).view(b - a, ng)
-        jaccard = 1.0 - shared / (2.0 - shared)
-        out[a:b].div_(rowmax[a:b, None]).mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
+        del pos, entry, mins, flat
+        # (1 - lambda) * (1 - s / (2 - s)) = 2 (1 - lambda) (s - 1) / (s - 2): four passes over the block
+        below = shared - 2.0
+        out[a:b].mul_(lambda_value / rowmax[a:b, None]).addcdiv_(
+            shared.sub_(1.0), below, value=2.0 * (1.0 - lambda_value)
+        )
+        del shared, below
         a = b
 
 
@@ -284,113 +286,3 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-class _Source:
-    """Distances of the joint (query then gallery) set, row i holding column i of the port's matrix."""
-
-    n: int
-    num_query: int
-
-    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, k) distances and indices of the nearest points (nearest first), (N,) row maxima,
-        and the (Q, G) raw query x gallery distances."""
-        raise NotImplementedError
-
-    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Distances d(rows[p], cols[p]) (row rows[p] of the joint matrix) as a (P,) float32 tensor."""
-        raise NotImplementedError
-
-
-def _merge_topk(
-    best_v: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor | slice, v: torch.Tensor, i: torch.Tensor
-) -> None:
-    cand_v = torch.cat([best_v[rows], v], 1)
-    cand_i = torch.cat([best_i[rows], i], 1)
-    top_v, pos = cand_v.topk(best_v.shape[1], dim=1, largest=False)
-    best_v[rows] = top_v
-    best_i[rows] = cand_i.gather(1, pos)
-
-
-def _update_nearest(best_v: torch.Tensor, best_i: torch.Tensor, a: int, d: torch.Tensor, offset: int) -> None:
-    """Merge block d (rows a.., columns offset..) into the running k nearest of its rows."""
-    v, i = d.topk(min(best_v.shape[1], d.shape[1]), dim=1, largest=False)
-    _merge_topk(best_v, best_i, slice(a, a + d.shape[0]), v, i + offset)
-
-
-class _FeatureSource(_Source):
-    """Squared Euclidean distances of feature rows, computed in blocks, never N x N."""
-
-    def __init__(self, x: torch.Tensor, num_query: int, chunk_size: int) -> None:
-        self.x, self.n, self.num_query, self.block = x, x.shape[0], num_query, chunk_size
-        self.sq = (x * x).sum(1)
-
-    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, sq, n, nq, b = self.x, self.sq, self.n, self.num_query, self.block
-        best_v = torch.full((n, k), float("inf"), device=x.device)
-        best_i = torch.zeros((n, k), dtype=torch.long, device=x.device)
-        rowmax = torch.zeros(n, device=x.device)
-        out = torch.empty((nq, n - nq), device=x.device)
-        for a in range(0, n, b):
-            ea = min(a + b, n)
-            for c in range(a, n, b):  # upper block triangle: each block serves its rows and its columns
-                ec = min(c + b, n)
-                d = torch.addmm(sq[c:ec].unsqueeze(0), x[a:ea], x[c:ec].T, alpha=-2.0)
-                d.add_(sq[a:ea, None]).clamp_(min=0)
-                _update_nearest(best_v, best_i, a, d, c)
-                rowmax[a:ea] = torch.maximum(rowmax[a:ea], d.amax(1))
-                if c != a:
-                    _update_nearest(best_v, best_i, c, d.T, a)
-                    rowmax[c:ec] = torch.maximum(rowmax[c:ec], d.amax(0))
-                if a < nq and ec > nq:
-                    r, c0 = min(ea, nq), max(c, nq)
-                    out[a:r, c0 - nq : ec - nq] = d[: r - a, c0 - c :]
-                del d
-        return best_v, best_i, rowmax, out
-
-    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        x, sq = self.x, self.sq
-        out = torch.empty(rows.shape, device=x.device)
-        step = max(1, (1 << 23) // x.shape[1])  # ~64 MB of gathered features
-        for s in range(0, rows.shape[0], step):
-            r, c = rows[s : s + step], cols[s : s + step]
-            out[s : s + step] = (sq[r] + sq[c] - 2.0 * (x[r] * x[c]).sum(1)).clamp_(min=0)
-        return out
-
-
-class _MatrixSource(_Source):
-    """Distances given as the port's three matrices; row i of the joint matrix is its column i."""
-
-    def __init__(self, qg: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor, chunk_size: int) -> None:
-        self.qg, self.qq, self.gg, self.block = qg, qq, gg, chunk_size
-        self.num_query = qq.shape[0]
-        self.n = qq.shape[0] + gg.shape[0]
-
-    def _rows(self, a: int, e: int) -> torch.Tensor:
-        nq, parts = self.num_query, []
-        if a < nq:
-            r = min(e, nq)
-            parts.append(torch.cat([self.qq[:, a:r].T, self.qg[a:r]], 1))
-        if e > nq:
-            s, t = max(a, nq) - nq, e - nq
-            parts.append(torch.cat([self.qg[:, s:t].T, self.gg[:, s:t].T], 1))
-        return torch.cat(parts)
-
-    def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        val, idx, rowmax = [], [], []
-        for a in range(0, self.n, self.block):
-            d = self._rows(a, min(a + self.block, self.n))
-            top = d.topk(k, dim=1, largest=False)
-            val.append(top.values)
-            idx.append(top.indices)
-            rowmax.append(d.amax(1))
-        return torch.cat(val), torch.cat(idx), torch.cat(rowmax), self.qg.clone()
-
-    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        nq = self.num_query
-        i, e = rows, cols
-        iq, ig = i.clamp(max=nq - 1), (i - nq).clamp(min=0)
-        eq, eg = e.clamp(max=nq - 1), (e - nq).clamp(min=0)
-        from_query = torch.where(i < nq, self.qq[eq, iq], self.qg[eq, ig])
-        from_gallery = torch.where(i < nq, self.qg[iq, eg], self.gg[eg, ig])
-        return torch.where(e < nq, from_query, from_gallery)

@@ -146,15 +146,17 @@ def finish(
     issues: Issues,
     meta: dict[str, object] | None = None,
     optional_train: bool = False,
+    cameras: bool = True,
 ) -> ReidDataset:
     """Drop bad images, check no split is empty, relabel train, count query ids
-    missing from the gallery, and build the ReidDataset."""
+    missing from the gallery, and build the ReidDataset. `cameras=False` (data sets
+    without cameras) skips the same-camera check, which only the re-ID protocol needs."""
     splits = drop_bad_images(splits, issues)
     for split, records in splits.items():
         if not records and not (split == "train" and optional_train):
             raise DataError(f"{root}: the {split} split has no usable images")
     query, gallery = splits["query"], splits["gallery"]
-    _count_unmatched_queries(query, gallery, issues)
+    _count_unmatched_queries(query, gallery, issues, cameras)
     _count_query_images_in_gallery(query, gallery, issues)
     return ReidDataset(
         name=name,
@@ -184,7 +186,7 @@ def _count_query_images_in_gallery(query: list[Record], gallery: list[Record], i
         )
 
 
-def _count_unmatched_queries(query: list[Record], gallery: list[Record], issues: Issues) -> None:
+def _count_unmatched_queries(query: list[Record], gallery: list[Record], issues: Issues, cameras: bool = True) -> None:
     """Warn about query ids absent from the gallery and queries with no cross-camera match."""
     gallery_cams: dict[int, set[int]] = {}
     for r in gallery:
@@ -197,6 +199,8 @@ def _count_unmatched_queries(query: list[Record], gallery: list[Record], issues:
             "query_ids_without_gallery",
             len(missing),
         )
+    if not cameras:
+        return
     lonely = [r for r in query if r.pid in gallery_cams and gallery_cams[r.pid] <= {r.camid}]
     if lonely:
         issues.warn(
