@@ -37,6 +37,9 @@ class DataConfig:
     skip_bad: bool = False  # unreadable images are skipped (counted) instead of stopping the run
     verify_images: bool = False  # decode every image at load (slow); query/gallery are always decoded up front
     val_identities: int = spec(0, min=0)  # carved from the training identities for model selection
+    # input normalisation, 3 numbers each; empty: what the backbone's ImageNet weights expect (timm's config)
+    mean: list[float] = spec(factory=list)
+    std: list[float] = spec(factory=list, above=0.0)
 
 
 @dataclass

@@ -22,6 +22,7 @@ LAYERS = [
     ("reid.inference", "reid.search"),  # search: faiss gallery indexes
     ("reid.tracking",),  # DeepSORT runner, metrics, from-MOT data: above the extractor it feeds on
     ("reid.engine",),
+    ("reid.tuning",),  # hyperparameter search on top of the trainer
     ("reid.cli", "reid.__main__"),
 ]
 

@@ -15,6 +15,7 @@ from reid.losses import (
     TripletLoss,
     build_loss,
 )
+from reid.losses.group_presets import GROUP_PRESETS
 
 
 def batch(n=12, d=16, m=6, seed=0):
@@ -25,7 +26,7 @@ def batch(n=12, d=16, m=6, seed=0):
 def test_total_is_the_weighted_sum_of_independently_computed_terms():
     emb, logits, labels = batch()
     spec = {
-        "group": {"weight": 0.5, "temperature": 10, "num_anchors": 1},
+        "group": {"weight": 0.5, "preset": "authors", "temperature": 10, "num_anchors": 1},
         "triplet": {"weight": 2.0, "margin": 0.5},
         "ce": {"weight": 0.25, "epsilon": 0.2},
         "ranked_list": {"query_weighting": True},
@@ -71,8 +72,20 @@ def test_each_term_gets_only_the_inputs_it_uses():
 def test_defaults_and_none_options():
     combined = build_loss({"ce": None, "group": {}}, 751)
     assert combined.weights == {"ce": 1.0, "group": 1.0}
-    group = combined.terms["group"]
-    assert (group.temperature, group.num_anchors, group.num_iters, group.similarity) == (80.0, 3, 2, "pearson")
+    group = combined.terms["group"]  # `group: {}` is the recommended preset
+    recommended = GROUP_PRESETS["recommended"]
+    for key, value in recommended.items():
+        if key != "label_smoothing":
+            assert getattr(group, key) == value, key
+    assert group.ce.epsilon == recommended["label_smoothing"]
+    authors = build_loss({"group": {"preset": "authors"}}, 751).terms["group"]
+    assert (authors.temperature, authors.num_anchors, authors.num_iters, authors.similarity) == (80.0, 3, 2, "pearson")
+    assert (authors.ce_weight, authors.ce.epsilon, authors.reduction, authors.zero_diagonal) == (1.0, 0.1, "all", False)
+    assert (authors.detach_similarity, authors.propagation_weight) == (False, 1.0)
+    # the preset is exactly GroupLoss's own (authors') defaults, and keys given beside a preset override it
+    plain = GroupLoss(751)
+    assert authors.extra_repr() == plain.extra_repr()
+    assert build_loss({"group": {"preset": "authors", "temperature": 20}}, 751).terms["group"].temperature == 20.0
     assert isinstance(build_loss({"center": {}}, 751).terms["center"], CenterLoss)
 
 
@@ -81,6 +94,10 @@ def test_defaults_and_none_options():
     [
         ({"arcface": {}}, r"loss\.arcface: unknown loss"),
         ({"group": {"temprature": 80}}, r"loss\.group\.temprature: unknown option"),
+        (
+            {"group": {"preset": "paper"}},
+            r"loss\.group\.preset: unknown preset 'paper' \(choose from authors, recommended\)",
+        ),
         ({"triplet": {"margin": 0.3, "soft": True}}, r"loss\.triplet\.soft: unknown option"),
         ({"ce": {"weight": -1}}, r"loss\.ce\.weight"),
         ({"ce": {"weight": "1"}}, r"loss\.ce\.weight"),

@@ -1,4 +1,4 @@
-"""The `reid` command line: train, test, rerank, extract, export, data, track."""
+"""The `reid` command line: train, test, rerank, extract, export, data, track, tune."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .search import index, search
 from .test import test
 from .track import track
 from .train import train
+from .tune import tune
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +28,7 @@ def cli() -> None:
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
-for command in (train, test, rerank, extract, export, data, index, search, track):
+for command in (train, test, rerank, extract, export, data, index, search, track, tune):
     cli.add_command(command)
 
 

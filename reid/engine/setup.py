@@ -17,12 +17,13 @@ from reid.config import Config, save_config
 from reid.data.datasets import build_dataset
 from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
-from reid.data.transforms import Preprocess, TrainTransform
+from reid.data.transforms import TrainTransform
 from reid.errors import ConfigError, ReidError
 from reid.evaluation.protocol import protocol_for
 from reid.io.run_folder import RunFolder
 from reid.losses import build_loss
 from reid.models import build_model
+from reid.models.pretrained import preprocess_for
 
 from .distributed import broadcast_object, init_distributed
 from .evaluator import Evaluator
@@ -57,7 +58,7 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     )
     check_options(config, bool(val_query))
     num_classes = len({r.pid for r in train})
-    pre = Preprocess(height=data.height, width=data.width)
+    pre = preprocess_for(config)  # the backbone's own mean/std unless data.mean/std say otherwise
     transform = TrainTransform(pre, flip=data.flip, pad=data.pad, erasing=data.random_erasing)
     try:
         loader = train_loader(
@@ -88,6 +89,9 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     )  # fmt: skip
     trainer._owns_group = dist.enabled
     seed_everything(cfg.seed + dist.rank)  # training randomness (anchors) differs per process
+    if dist.is_main and model.backbone.pretrained_note:
+        trainer.log.info("%s", model.backbone.pretrained_note)
+        tqdm.write(model.backbone.pretrained_note)
     for warning in dataset.warnings if dist.is_main else []:
         trainer.log.warning("%s", warning)
         tqdm.write(f"warning: {warning}")

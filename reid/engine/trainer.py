@@ -106,7 +106,9 @@ class Trainer:
         self.net, self.loss_fn = self.model, self.criterion
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
+            # a metric-only loss (ranked_list, triplet) leaves the classifier unused: DDP must be told
+            unused = not getattr(self.criterion, "uses_logits", True)
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
             if any(p.requires_grad for p in self.criterion.parameters()):
                 self.loss_fn = DistributedDataParallel(self.criterion, device_ids=ids)
         self._owns_group = False  # set by from_config when it started the process group

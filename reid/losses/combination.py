@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from .center import CenterLoss
 from .cross_entropy import CrossEntropyLabelSmooth
 from .group_loss import GroupLoss
+from .group_presets import group_options
 from .ranked_list import RankedListLoss
 from .triplet import TripletLoss
 
@@ -50,6 +51,11 @@ class CombinedLoss(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{name}: {weight}" for name, weight in self.weights.items())
 
+    @property
+    def uses_logits(self) -> bool:
+        """Whether any term reads the classifier logits (a metric-only loss leaves the classifier unused)."""
+        return any(LOSSES[name][1] in ("logits", "both") for name in self.terms)
+
     def forward(
         self,
         embeddings: torch.Tensor | None,
@@ -66,7 +72,7 @@ class CombinedLoss(nn.Module):
                 raise ValueError(f"loss '{name}' needs logits, got None")
             if name == "group":
                 nll, ce = module.terms(embeddings, logits, labels)
-                value = nll + module.ce_weight * ce
+                value = module.propagation_weight * nll + module.ce_weight * ce
                 parts["group.nll"], parts["group.ce"] = float(nll.detach()), float(ce.detach())
             elif needs == "logits":
                 value = module(logits, labels)
@@ -101,11 +107,17 @@ def build_loss(spec: Mapping[str, Any], num_classes: int) -> CombinedLoss:
         weight = kwargs.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise ConfigError(f"loss.{name}.weight: expected a number >= 0, got {weight!r}")
+        if name == "group":
+            try:
+                kwargs = group_options(kwargs)
+            except KeyError as err:
+                raise ConfigError(f"loss.group.preset: {err.args[0]}") from None
         allowed = _options(cls)
         for key in kwargs:
             if key not in allowed:
+                extra = "weight, preset" if name == "group" else "weight"
                 raise ConfigError(
-                    f"loss.{name}.{key}: unknown option (choose from weight, {', '.join(sorted(allowed))})"
+                    f"loss.{name}.{key}: unknown option (choose from {extra}, {', '.join(sorted(allowed))})"
                 )
         try:
             terms[name] = cls(num_classes=num_classes, **kwargs) if takes_classes else cls(**kwargs)

@@ -106,6 +106,9 @@ class GroupLoss(nn.Module):
         reduction: "all" averages -log x_i[y_i] over all n samples, anchors included (authors);
             "non_anchors" only over the non-anchors (0 when every sample is an anchor).
         eps: mass threshold of the replicator fallback.
+        detach_similarity: stop gradients through W (only the prior, i.e. the logits, learn from the
+            propagation term); the authors let them flow.
+        propagation_weight: weight of the propagation NLL relative to the cross-entropy (authors: 1).
 
     Batches must hold at least two identities (with one identity label propagation is trivial and the
     loss says nothing about separating people): such a batch raises ValueError, as do labels outside
@@ -125,6 +128,8 @@ class GroupLoss(nn.Module):
         label_smoothing: float = 0.1,
         reduction: str = "all",
         eps: float = 1e-12,
+        detach_similarity: bool = False,
+        propagation_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -140,6 +145,8 @@ class GroupLoss(nn.Module):
             raise ValueError(f"Group Loss reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if not ce_weight >= 0:
             raise ValueError(f"Group Loss ce_weight must be >= 0, got {ce_weight!r}")
+        if isinstance(propagation_weight, bool) or not propagation_weight >= 0:
+            raise ValueError(f"Group Loss propagation_weight must be >= 0, got {propagation_weight!r}")
         if not 0 < eps < 1e-3:
             raise ValueError(f"Group Loss eps must be in (0, 1e-3), got {eps!r}")
         self.num_classes = num_classes
@@ -151,13 +158,16 @@ class GroupLoss(nn.Module):
         self.ce_weight = float(ce_weight)
         self.reduction = reduction
         self.eps = float(eps)
+        self.detach_similarity = bool(detach_similarity)
+        self.propagation_weight = float(propagation_weight)
         self.ce = CrossEntropyLabelSmooth(label_smoothing, num_classes=num_classes)
 
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, temperature={self.temperature}, num_anchors={self.num_anchors}, "
             f"num_iters={self.num_iters}, similarity={self.similarity!r}, zero_diagonal={self.zero_diagonal}, "
-            f"ce_weight={self.ce_weight}, reduction={self.reduction!r}"
+            f"ce_weight={self.ce_weight}, reduction={self.reduction!r}, detach_similarity={self.detach_similarity}, "
+            f"propagation_weight={self.propagation_weight}"
         )
 
     def _check(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -194,7 +204,7 @@ class GroupLoss(nn.Module):
         self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, anchor_mask: torch.Tensor
     ) -> torch.Tensor:
         """The refined assignment X (n, m) after T replicator steps, float32 (inputs already checked)."""
-        weights = self.similarity_matrix(embeddings)
+        weights = self.similarity_matrix(embeddings.detach() if self.detach_similarity else embeddings)
         probs = F.softmax(logits / self.temperature, dim=1)
         one_hot = F.one_hot(labels.long(), self.num_classes).to(probs.dtype)
         probs = torch.where(anchor_mask.unsqueeze(1), one_hot, probs)
@@ -208,7 +218,7 @@ class GroupLoss(nn.Module):
         anchor_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(propagation NLL, cross-entropy) as float32 scalars; the loss is nll + ce_weight * ce."""
+        """(propagation NLL, cross-entropy) as float32 scalars; loss = propagation_weight * nll + ce_weight * ce."""
         self._check(embeddings, logits, labels)
         labels = labels.long()
         if anchor_mask is None:
@@ -240,4 +250,4 @@ class GroupLoss(nn.Module):
     ) -> torch.Tensor:
         """Scalar float32 loss. anchor_mask (n,) bool fixes the anchors; else `generator` draws them."""
         nll, ce = self.terms(embeddings, logits, labels, anchor_mask, generator)
-        return nll + self.ce_weight * ce
+        return self.propagation_weight * nll + self.ce_weight * ce

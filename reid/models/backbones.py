@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from reid.errors import ConfigError
+
+from .pretrained import load_matching, read_state_dict
 
 TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
@@ -117,29 +118,49 @@ def _leaky_final_activation(net: nn.Module, model_name: str, slope: float) -> It
         setattr(block, name, original)
 
 
+class MobileNetV2Trunk(nn.Module):
+    """torchvision ``mobilenet_v2`` features (1280 channels); its state dict keys stay ``features.*``."""
+
+    def __init__(self, imagenet: bool = False) -> None:
+        super().__init__()
+        import torchvision
+
+        self.features = torchvision.models.mobilenet_v2(weights="DEFAULT" if imagenet else None).features
+        self.out_channels = 1280
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+TORCHVISION_OTHERS = ("mobilenet_v2",)
+
+
 def build_backbone(name: str, pretrained: bool | str = False, last_stride: int = 1) -> nn.Module:
     """Create a backbone; `pretrained` is False, True (ImageNet download) or a local weights file."""
     imagenet = pretrained is True
     if name in TORCHVISION_RESNETS:
         trunk: nn.Module = ResNetTrunk(name, last_stride=last_stride, imagenet=imagenet)
+    elif name == "mobilenet_v2":
+        trunk = MobileNetV2Trunk(imagenet=imagenet)
     elif name.startswith("timm:"):
         trunk = TimmTrunk(name.split(":", 1)[1], imagenet=imagenet)
     else:
-        raise ConfigError(f"model.backbone: unknown {name!r} (use {', '.join(TORCHVISION_RESNETS)} or timm:<name>)")
+        known = ", ".join((*TORCHVISION_RESNETS, *TORCHVISION_OTHERS))
+        raise ConfigError(f"model.backbone: unknown {name!r} (use {known} or timm:<name>)")
+    trunk.pretrained_note = ""  # what was loaded, for the run log
     if isinstance(pretrained, str) and pretrained:
-        load_backbone_weights(trunk, pretrained)
+        loaded, total = load_backbone_weights(trunk, pretrained)
+        trunk.pretrained_note = f"model.pretrained: loaded {loaded} of {total} backbone tensors from {pretrained}"
     return trunk
 
 
-def load_backbone_weights(trunk: nn.Module, path: str) -> None:
-    """Load ImageNet weights from a local file (a torchvision/timm state dict)."""
-    if not Path(path).is_file():
-        raise ConfigError(f"model.pretrained: weights file {path} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ConfigError(f"model.pretrained: {path} is not a readable state dict ({exc.__class__.__name__})") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+def load_backbone_weights(trunk: nn.Module, path: str) -> tuple[int, int]:
+    """Load ImageNet weights from a local torchvision/timm state dict; returns (loaded, total) tensors.
+
+    Fewer than 95% of the backbone's tensors matched is a ConfigError naming the first missing and
+    unexpected keys (see reid.models.pretrained).
+    """
+    state = read_state_dict(path)
     if isinstance(trunk, ResNetTrunk):  # map torchvision names onto the trunk's
         renamed = {}
         for key, value in state.items():
@@ -147,10 +168,7 @@ def load_backbone_weights(trunk: nn.Module, path: str) -> None:
                 if key.startswith(src):
                     key = dst + key[len(src) :]
             renamed[key] = value
-        state = renamed
-        target = trunk
-    else:
-        target = trunk.net
-    missing, _ = target.load_state_dict(state, strict=False)
-    if len(missing) == len(list(target.state_dict())):
-        raise ConfigError(f"model.pretrained: no weight in {path} matches the backbone")
+        return load_matching(trunk, renamed, path)
+    if isinstance(trunk, MobileNetV2Trunk):
+        return load_matching(trunk, state, path)
+    return load_matching(trunk.net, state, path)
