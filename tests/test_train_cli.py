@@ -26,7 +26,7 @@ def test_train_writes_the_run_folder_and_prints_untrained_vs_trained(trained_run
         assert (run_dir / name).is_file(), name
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
-    assert all(np.isfinite(line["loss"]) and line["ranked_list"] >= 0 for line in lines)
+    assert all(np.isfinite(line["loss"]) and line["group"] > 0 for line in lines)
     history = json.loads((run_dir / "metrics.json").read_text())
     assert set(history) >= {"untrained", "final"}
     assert 0.0 <= history["final"]["mAP"] <= 1.0
