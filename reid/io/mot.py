@@ -71,15 +71,20 @@ def read_seqinfo(seq_dir: str | Path) -> SequenceInfo:
         raise DataError(f"{ini}: {exc}") from None
 
 
-def read_detections(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """MOT detections (N, 10) float64 and their 1-based line numbers (N,).
+def read_mot_rows(path: str | Path, what: str = "MOT file", min_columns: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (N, 10) float64 of a MOTChallenge text file and their 1-based line numbers (N,).
 
-    Blank lines are skipped; a line that is not 10 comma-separated numbers, a frame that
-    is not a positive integer or a negative width/height is a DataError naming the line.
+    Detections and results have 10 numbers a line, gt.txt has 9; lines with `min_columns` to 10
+    numbers are accepted and the missing trailing columns become 1, 1, 1, -1 (mark/conf, class,
+    visibility, z). Blank lines are skipped and a UTF-8 BOM is fine; a line with another count,
+    a non-number, a frame that is not a positive integer or a negative width/height is a
+    DataError naming the line.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: detection file not found")
+        raise DataError(f"{path}: {what} not found")
+    expected = "10" if min_columns == 10 else f"{min_columns} to 10"
+    fill = [1.0, 1.0, 1.0, -1.0]
     rows, lines = [], []
     with open(path, encoding="utf-8-sig", errors="replace") as handle:  # a BOM (Windows editors) is fine
         for number, line in enumerate(handle, 1):
@@ -87,8 +92,8 @@ def read_detections(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             if not line:
                 continue
             parts = line.split(",")
-            if len(parts) != 10:
-                raise DataError(f"{path} line {number}: expected 10 comma-separated numbers, got {len(parts)}")
+            if not min_columns <= len(parts) <= 10:
+                raise DataError(f"{path} line {number}: expected {expected} comma-separated numbers, got {len(parts)}")
             try:
                 row = [float(p) for p in parts]
             except ValueError:
@@ -100,9 +105,14 @@ def read_detections(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                 raise DataError(f"{path} line {number}: frame must be a positive integer, got {parts[0].strip()}")
             if row[4] < 0 or row[5] < 0:
                 raise DataError(f"{path} line {number}: negative box width or height ({row[4]:g}, {row[5]:g})")
-            rows.append(row)
+            rows.append(row + fill[len(row) - 6 :])
             lines.append(number)
     return np.array(rows, np.float64).reshape(-1, 10), np.array(lines, np.int64)
+
+
+def read_detections(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """MOT detections (N, 10) float64 and their 1-based line numbers (N,): exactly 10 numbers a line."""
+    return read_mot_rows(path, "detection file", min_columns=10)
 
 
 def _is_number(text: str) -> bool:
