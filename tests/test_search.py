@@ -97,6 +97,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # two reid processes end to end: ~17 s
 def test_cli_build_and_search_write_top_k_and_reject_another_model(tmp_path) -> None:
     g, labels = clustered(400, seed=7)
     q, q_labels = clustered(20, seed=8)

@@ -68,6 +68,7 @@ def _states(db: Path) -> list[tuple[int, str]]:
         return []
 
 
+@pytest.mark.slow  # a real SIGKILL mid-study and a resume: ~27 s
 def test_killed_tune_resumes_and_numbers_continue(tiny_root, tmp_path):
     space = write(
         tmp_path / "space.yaml",
