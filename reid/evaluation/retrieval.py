@@ -60,6 +60,18 @@ def _dense_chunks(distances: np.ndarray, chunk_size: int | None) -> Iterator[tup
         yield s, np.array(distances[s : s + step], dtype=np.float32 if distances.dtype != np.float64 else np.float64)
 
 
+def _row_chunks(
+    q: np.ndarray, g: np.ndarray, distances, metric: str, chunk_size: int | None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Row chunks of the given (Q, G) `distances` (checked), else of the features' chunked distances."""
+    if distances is None:
+        return DistanceChunks(q, g, metric).chunks(chunk_size)
+    distances = to_numpy(distances)
+    if distances.shape != (len(q), len(g)):
+        raise ValueError(f"distances must be {len(q)} x {len(g)}, got {distances.shape}")
+    return _dense_chunks(distances, chunk_size)
+
+
 def _score_chunks(chunks, q_labels: np.ndarray, g_labels: np.ndarray, exclude_self: bool):
     """(0-based rank of the first match, AP@R) per query, -1 / NaN for queries without a match."""
     n = len(q_labels)
@@ -115,13 +127,7 @@ def evaluate_retrieval(
     if len(feats) != len(labels):
         raise ValueError(f"{len(feats)} features but {len(labels)} labels")
     ks = _check_ks(ks)
-    if distances is not None:
-        distances = to_numpy(distances)
-        if distances.shape != (len(labels), len(labels)):
-            raise ValueError(f"distances must be {len(labels)} x {len(labels)}, got {distances.shape}")
-        chunks = _dense_chunks(distances, chunk_size)
-    else:
-        chunks = DistanceChunks(feats, feats, metric).chunks(chunk_size)
+    chunks = _row_chunks(feats, feats, distances, metric, chunk_size)
     first, ap_r = _score_chunks(chunks, labels, labels, exclude_self=True)
     nmi_value, notes = None, []
     if with_nmi:
@@ -152,13 +158,7 @@ def evaluate_query_gallery(
     if len(q) != len(ql) or len(g) != len(gl):
         raise ValueError(f"{len(q)} query features / {len(ql)} labels, {len(g)} gallery features / {len(gl)} labels")
     ks = _check_ks(ks)
-    if distances is not None:
-        distances = to_numpy(distances)
-        if distances.shape != (len(ql), len(gl)):
-            raise ValueError(f"distances must be {len(ql)} x {len(gl)}, got {distances.shape}")
-        chunks = _dense_chunks(distances, chunk_size)
-    else:
-        chunks = DistanceChunks(q, g, metric).chunks(chunk_size)
+    chunks = _row_chunks(q, g, distances, metric, chunk_size)
     first, ap_r = _score_chunks(chunks, ql, gl, exclude_self=False)
     nmi_value, notes = None, []
     if with_nmi:
