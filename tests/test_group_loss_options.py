@@ -42,3 +42,43 @@ def test_propagation_weight_scales_only_the_nll_term():
     assert parts["group"] == pytest.approx(2.5 * parts["group.nll"] + parts["group.ce"], rel=1e-6)
     with pytest.raises(ValueError, match="propagation_weight must be >= 0"):
         GroupLoss(5, propagation_weight=-1.0)
+
+
+def test_w_from_the_bnneck_output_is_routed_by_the_combined_loss():
+    emb, logits, labels = batch(2)
+    neck = torch.randn(8, 6, generator=torch.Generator().manual_seed(9)).requires_grad_()
+    criterion = build_loss({"group": {"w_features": "bnneck", "num_anchors": 1}}, 5)
+    torch.manual_seed(3)  # the combined loss draws its anchors from the global RNG
+    total, parts = criterion(emb, logits, labels, neck=neck)
+    torch.manual_seed(3)
+    nll, ce = criterion.terms["group"].terms(neck, logits, labels)
+    torch.testing.assert_close(total, nll + ce)
+    assert torch.autograd.grad(total, emb, allow_unused=True)[0] is None  # W came from the neck, not the pooled
+    assert torch.autograd.grad(criterion(emb, logits, labels, neck=neck)[0], neck)[0].abs().sum() > 0
+    pooled = build_loss({"group": {"num_anchors": 1}}, 5)  # the default: W from the pooled features
+    torch.manual_seed(3)
+    value = pooled(emb, logits, labels, neck=neck)[0]
+    torch.manual_seed(3)
+    torch.testing.assert_close(value, pooled.terms["group"](emb, logits, labels))
+    with pytest.raises(ValueError, match="no BNNeck output"):
+        criterion(emb, logits, labels)
+
+
+def test_w_features_is_checked_and_named_in_the_config_error():
+    from reid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"loss\.group: .*w_features must be one of \('pooled', 'bnneck'\)"):
+        build_loss({"group": {"w_features": "l2"}}, 5)
+    assert GroupLoss(5).w_features == "pooled"
+    assert build_loss({"group": {"preset": "authors"}}, 5).terms["group"].w_features == "pooled"
+
+
+@pytest.mark.parametrize("similarity", ["pearson", "cosine"])
+def test_w_is_the_same_from_l2_normalised_features(similarity):
+    # why "L2-normalised features" is no third W source: both similarities ignore a positive row scale
+    emb = torch.randn(8, 6, generator=torch.Generator().manual_seed(4))
+    scaled = emb * torch.tensor([0.01, 1, 3, 7, 100, 0.5, 2, 40]).unsqueeze(1)
+    loss = GroupLoss(5, similarity=similarity)
+    w = loss.similarity_matrix(emb)
+    torch.testing.assert_close(loss.similarity_matrix(torch.nn.functional.normalize(emb, dim=1)), w)
+    torch.testing.assert_close(loss.similarity_matrix(scaled), w)

@@ -51,3 +51,11 @@ def test_bad_backbone_and_weights_give_config_errors(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="not a readable state dict"):
         build_backbone("resnet18", pretrained=str(junk))
+
+
+def test_training_output_carries_the_bnneck_output_for_the_group_loss():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="resnet18", pretrained=False), num_classes=7).train()
+    out = model(torch.randn(4, 3, 64, 32))
+    torch.testing.assert_close(out["neck"], model.neck(out["features"]))
+    torch.testing.assert_close(out["logits"], model.classifier(out["neck"]))

@@ -79,6 +79,12 @@ RECIPES: dict[str, tuple[dict, list[str]]] = {
         {"group": {"temperature": 10, "num_anchors": 1, "num_iters": 1, "similarity": "cosine"}},
         [],
     ),
+    # W from the BNNeck output (the test-time embedding) instead of the pooled features
+    "group-cos-t10-a1-T1-bnneck": ({"group": {"w_features": "bnneck"}}, []),
+    # the authors' classifier warm-up (backbone frozen, plain CE), here 1 epoch of a short budget
+    "group-cos-t10-a1-T1-clswarm1": ({"group": {}}, ["train.classifier_warmup_epochs=1"]),
+    # larger P x K: 16 identities x 4 per batch (half the steps per epoch)
+    "group-cos-t10-a1-T1-P16": ({"group": {}}, ["data.identities_per_batch=16"]),
     "group-cos-t10-a1-T1+triplet": (
         {
             "group": {"temperature": 10, "num_anchors": 1, "num_iters": 1, "similarity": "cosine"},

@@ -37,7 +37,8 @@ class CombinedLoss(nn.Module):
 
     Routing: "group" gets (embeddings, logits, labels) and draws its anchors from the global RNG
     (call GroupLoss directly to pass a generator), "ce" gets (logits, labels),
-    "triplet", "ranked_list" and "center" get (embeddings, labels). The parts are the unweighted
+    "triplet", "ranked_list" and "center" get (embeddings, labels); a Group Loss with
+    w_features="bnneck" gets `neck` (the BNNeck output) in place of the embeddings. The parts are the unweighted
     term values (detached floats, for logging); "group" also reports "group.nll" and "group.ce".
     """
 
@@ -61,6 +62,7 @@ class CombinedLoss(nn.Module):
         embeddings: torch.Tensor | None,
         logits: torch.Tensor | None,
         labels: torch.Tensor,
+        neck: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         total: torch.Tensor | None = None
         parts: dict[str, float] = {}
@@ -71,7 +73,12 @@ class CombinedLoss(nn.Module):
             if needs in ("logits", "both") and logits is None:
                 raise ValueError(f"loss '{name}' needs logits, got None")
             if name == "group":
-                nll, ce = module.terms(embeddings, logits, labels)
+                source = embeddings
+                if module.w_features == "bnneck":
+                    if neck is None:
+                        raise ValueError("loss 'group' has w_features=bnneck but the model gave no BNNeck output")
+                    source = neck
+                nll, ce = module.terms(source, logits, labels)
                 value = module.propagation_weight * nll + module.ce_weight * ce
                 parts["group.nll"], parts["group.ce"] = float(nll.detach()), float(ce.detach())
             elif needs == "logits":

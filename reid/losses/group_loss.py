@@ -24,6 +24,8 @@ from .cross_entropy import CrossEntropyLabelSmooth
 
 SIMILARITIES = ("pearson", "cosine")
 REDUCTIONS = ("all", "non_anchors")
+# which training output W is built from: the pooled backbone features (authors) or the BNNeck output
+W_FEATURES = ("pooled", "bnneck")
 # a centred/raw row whose norm is below this fraction of sqrt(d) (after rescaling to max |f| = 1) is "zero":
 # float32 rounding of the mean leaves ~1e-7 per entry on a constant row, real features are far above it.
 _REL_ZERO = 1e-5
@@ -109,6 +111,10 @@ class GroupLoss(nn.Module):
         detach_similarity: stop gradients through W (only the prior, i.e. the logits, learn from the
             propagation term); the authors let them flow.
         propagation_weight: weight of the propagation NLL relative to the cross-entropy (authors: 1).
+        w_features: which training output CombinedLoss feeds in as `embeddings`: "pooled" (the pooled
+            backbone features, authors) or "bnneck" (the BNNeck output, the test-time embedding, which the
+            classifier also reads). The maths here is the same; only the tensor differs. L2-normalising the
+            features first is no separate choice: Pearson and cosine W are invariant to scaling a row.
 
     Batches must hold at least two identities (with one identity label propagation is trivial and the
     loss says nothing about separating people): such a batch raises ValueError, as do labels outside
@@ -130,6 +136,7 @@ class GroupLoss(nn.Module):
         eps: float = 1e-12,
         detach_similarity: bool = False,
         propagation_weight: float = 1.0,
+        w_features: str = "pooled",
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -143,6 +150,8 @@ class GroupLoss(nn.Module):
             raise ValueError(f"Group Loss similarity must be one of {SIMILARITIES}, got {similarity!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"Group Loss reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if w_features not in W_FEATURES:
+            raise ValueError(f"Group Loss w_features must be one of {W_FEATURES}, got {w_features!r}")
         if not ce_weight >= 0:
             raise ValueError(f"Group Loss ce_weight must be >= 0, got {ce_weight!r}")
         if isinstance(propagation_weight, bool) or not propagation_weight >= 0:
@@ -160,6 +169,7 @@ class GroupLoss(nn.Module):
         self.eps = float(eps)
         self.detach_similarity = bool(detach_similarity)
         self.propagation_weight = float(propagation_weight)
+        self.w_features = w_features
         self.ce = CrossEntropyLabelSmooth(label_smoothing, num_classes=num_classes)
 
     def extra_repr(self) -> str:
@@ -167,7 +177,7 @@ class GroupLoss(nn.Module):
             f"num_classes={self.num_classes}, temperature={self.temperature}, num_anchors={self.num_anchors}, "
             f"num_iters={self.num_iters}, similarity={self.similarity!r}, zero_diagonal={self.zero_diagonal}, "
             f"ce_weight={self.ce_weight}, reduction={self.reduction!r}, detach_similarity={self.detach_similarity}, "
-            f"propagation_weight={self.propagation_weight}"
+            f"propagation_weight={self.propagation_weight}, w_features={self.w_features!r}"
         )
 
     def _check(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:

@@ -23,6 +23,7 @@ GROUP_PRESETS: dict[str, dict[str, Any]] = {
         "reduction": "all",
         "detach_similarity": False,
         "propagation_weight": 1.0,
+        "w_features": "pooled",
     },
     # the recipe that measured best at equal budget (docs/group-loss.md)
     "recommended": {
@@ -36,6 +37,7 @@ GROUP_PRESETS: dict[str, dict[str, Any]] = {
         "reduction": "all",
         "detach_similarity": False,
         "propagation_weight": 1.0,
+        "w_features": "pooled",
     },
 }
 DEFAULT_PRESET = "recommended"

@@ -38,7 +38,7 @@ def mixed_pool(x: torch.Tensor, lam: float) -> torch.Tensor:
 
 
 class ReidModel(nn.Module):
-    """Training: returns {"features": pooled (B, C), "logits": (B, m)}.
+    """Training: returns {"features": pooled (B, C), "neck": the BNNeck output (B, C), "logits": (B, m)}.
     Evaluation: returns the embedding (B, C), the BNNeck output when the neck is on.
     """
 
@@ -69,7 +69,7 @@ class ReidModel(nn.Module):
         embedding = self.neck(pooled)
         if not self.training:
             return embedding
-        return {"features": pooled, "logits": self.classifier(embedding)}
+        return {"features": pooled, "neck": embedding, "logits": self.classifier(embedding)}
 
     def embed(self, x: torch.Tensor, pool_lambda: float | None = None, leaky_slope: float | None = None):
         """Test-time embedding (B, C) with the Group Loss++ switches; both None: same as eval `forward`.
