@@ -66,6 +66,9 @@ class OptimConfig:
     # multiply the lr by reload_factor (needs data.val_identities > 0 and train.eval_every > 0)
     reload_best_at: list[int] = spec(factory=list, min=1)
     reload_factor: float = spec(0.1, above=0.0)
+    # Group Loss++'s last phase: from this 1-based epoch on the lr is 0, so only the BatchNorm running
+    # statistics still adapt (0: off)
+    zero_lr_from: int = spec(0, min=0)
 
 
 @dataclass

@@ -132,3 +132,30 @@ def test_amp_settings():
 def test_bad_options_are_config_errors(tiny_root, tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message):
         Trainer.from_config(_config(tiny_root, tmp_path, *extra), tmp_path / "bad", progress=False)
+
+
+def test_group_loss_plus_plus_phases_and_the_zero_lr_epoch_in_a_run(tiny_root, tmp_path):
+    # W from the BNNeck output, no anchors and tau 30 from epoch 2, lr 0 in epoch 3: the weights stop moving
+    config = _config(
+        tiny_root, tmp_path, "train.epochs=3", "optim.scheduler=constant", "optim.zero_lr_from=3",
+        "loss.group.w_features=bnneck", "loss.group.phases=[{from_epoch: 2, num_anchors: 0, temperature: 30}]",
+    )  # fmt: skip
+    trainer = Trainer.from_config(config, tmp_path / "gpp", progress=False)
+    group = trainer.criterion.terms["group"]
+    seen, weights = [], {}
+    train_epoch = trainer.train_epoch
+
+    def spy(epoch, *args, **kwargs):
+        if epoch == 2:
+            weights.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        record = train_epoch(epoch, *args, **kwargs)
+        seen.append((group.num_anchors, group.temperature, record["lr"]))
+        return record
+
+    trainer.train_epoch = spy
+    trainer.fit()
+    assert [s[:2] for s in seen] == [(2, 10.0), (0, 30.0), (0, 30.0)]  # the demo: 2 anchors, tau 10
+    assert seen[2][2] == 0.0 and seen[1][2] > 0
+    after = trainer.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in weights.items() if "running" not in k and "num_batches" not in k)
+    assert any(not torch.equal(after[k], v) for k, v in weights.items() if "running_mean" in k)

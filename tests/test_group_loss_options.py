@@ -82,3 +82,41 @@ def test_w_is_the_same_from_l2_normalised_features(similarity):
     w = loss.similarity_matrix(emb)
     torch.testing.assert_close(loss.similarity_matrix(torch.nn.functional.normalize(emb, dim=1)), w)
     torch.testing.assert_close(loss.similarity_matrix(scaled), w)
+
+
+def test_phases_switch_the_options_from_their_epoch_on_and_back_on_resume():
+    # Group Loss++: no anchors, cosine W, tau 30 from epoch 3 (1-based); T 1 from epoch 5
+    phases = [
+        {"from_epoch": 3, "num_anchors": 0, "temperature": 30, "similarity": "cosine"},
+        {"from_epoch": 5, "num_iters": 1},
+    ]
+    loss = build_loss({"group": {"preset": "authors", "phases": phases}}, 5).terms["group"]
+    seen = {}
+    for epoch in (0, 1, 2, 3, 4, 5, 0):  # the last: a run restarted from the beginning gets the base options
+        loss.set_epoch(epoch)
+        seen[epoch] = (loss.num_anchors, loss.temperature, loss.similarity, loss.num_iters)
+    assert seen[0] == seen[1] == (3, 80.0, "pearson", 2)
+    assert seen[2] == seen[3] == (0, 30.0, "cosine", 2)
+    assert seen[4] == seen[5] == (0, 30.0, "cosine", 1)
+    # the value in a phase equals a loss built with those options directly
+    emb, logits, labels = batch(5)
+    loss.set_epoch(2)
+    direct = GroupLoss(5, temperature=30, num_anchors=0, similarity="cosine")
+    torch.testing.assert_close(loss(emb, logits, labels), direct(emb, logits, labels))
+
+
+@pytest.mark.parametrize(
+    ("phases", "message"),
+    [
+        ({"from_epoch": 3}, "phases must be a list"),
+        ([{"num_anchors": 0}], r"phases\[0\].from_epoch must be a 1-based epoch >= 2"),
+        ([{"from_epoch": 4}, {"from_epoch": 4, "num_iters": 1}], "increasing from_epoch"),
+        ([{"from_epoch": 4, "label_smoothing": 0.0}], r"unknown option 'label_smoothing'"),
+        ([{"from_epoch": 4, "temperature": -1}], r"phases\[0\]: Group Loss temperature must be a positive"),
+    ],
+)
+def test_bad_phases_are_config_errors_naming_the_phase(phases, message):
+    from reid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        build_loss({"group": {"phases": phases}}, 5)

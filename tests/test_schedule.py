@@ -1,6 +1,7 @@
 """Learning-rate schedules, checked against hand-worked values."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -53,3 +54,23 @@ def test_bad_schedules_are_config_errors():
         build_scheduler(build_optimizer(param, OptimConfig()), OptimConfig(scheduler="linear"), 10)
     with pytest.raises(ConfigError, match="reload_best_at"):
         build_scheduler(build_optimizer(param, OptimConfig()), OptimConfig(reload_best_at=[1]), 10)
+
+
+def test_zero_lr_phase_stops_the_weights_but_not_the_batchnorm_statistics():
+    cfg = OptimConfig(lr=1e-3, scheduler="constant", reload_best_at=[3], zero_lr_from=5)
+    assert [lr_factor(e, cfg, 6) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0, 0])
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    optimizer = build_optimizer(net.parameters(), OptimConfig(name="adam", lr=1e-3, weight_decay=5e-4))
+    scheduler = build_scheduler(optimizer, OptimConfig(lr=1e-3, scheduler="constant", zero_lr_from=2), 3)
+    with warnings.catch_warnings():  # stepping the schedule before any optimizer step is the point here
+        warnings.simplefilter("ignore")
+        scheduler.step()  # now in epoch 2 (1-based): lr 0
+    assert optimizer.param_groups[0]["lr"] == 0.0
+    weights = [p.detach().clone() for p in net.parameters()]
+    stats = net[1].running_mean.clone()
+    net(torch.randn(8, 3)).square().sum().backward()
+    optimizer.step()
+    assert all(torch.equal(w, p) for w, p in zip(weights, net.parameters()))  # Adam with weight decay: unchanged
+    assert not torch.equal(stats, net[1].running_mean)  # the BatchNorm statistics still adapt
+    with pytest.raises(ConfigError, match="zero_lr_from: expected a 1-based epoch >= 2"):
+        build_scheduler(optimizer, OptimConfig(zero_lr_from=1), 3)

@@ -85,6 +85,11 @@ RECIPES: dict[str, tuple[dict, list[str]]] = {
     "group-cos-t10-a1-T1-clswarm1": ({"group": {}}, ["train.classifier_warmup_epochs=1"]),
     # larger P x K: 16 identities x 4 per batch (half the steps per epoch)
     "group-cos-t10-a1-T1-P16": ({"group": {}}, ["data.identities_per_batch=16"]),
+    # Group Loss++ late phases scaled to a short run: no anchors and tau 30 for the last two epochs, lr 0 in the last
+    "group-cos-t10-a1-T1-gpp": (
+        {"group": {"phases": [{"from_epoch": -2, "num_anchors": 0, "temperature": 30}]}},
+        ["optim.zero_lr_from=-1"],
+    ),
     "group-cos-t10-a1-T1+triplet": (
         {
             "group": {"temperature": 10, "num_anchors": 1, "num_iters": 1, "similarity": "cosine"},
@@ -106,8 +111,22 @@ def sd(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def from_end(epochs: int, value: int) -> int:
+    """A recipe's negative 1-based epoch counts from the end (-1: the last epoch), so phases scale with --epochs."""
+    return epochs + 1 + value if value < 0 else value
+
+
 def run_one(args: argparse.Namespace, root: Path, recipe: str, seed: int) -> dict:
     loss, overrides = RECIPES[recipe]
+    loss = json.loads(json.dumps(loss))
+    for phase in loss.get("group", {}).get("phases", []):
+        phase["from_epoch"] = from_end(args.epochs, phase["from_epoch"])
+    overrides = [
+        f"optim.zero_lr_from={from_end(args.epochs, int(o.split('=')[1]))}"
+        if o.startswith("optim.zero_lr_from=")
+        else o
+        for o in overrides
+    ]
     config = load_config(
         args.config,
         [
@@ -125,7 +144,7 @@ def run_one(args: argparse.Namespace, root: Path, recipe: str, seed: int) -> dic
             *args.set,
         ],
     )
-    config.loss = json.loads(json.dumps(loss))
+    config.loss = loss
     run_dir = Path(args.out) / f"{recipe.replace('+', '_')}-seed{seed}"
     timing = run_dir / "ablation_seconds.txt"
     done = run_dir / "metrics.json"

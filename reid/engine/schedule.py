@@ -31,7 +31,9 @@ def reload_drops(epoch: int, cfg: OptimConfig) -> int:
 
 
 def lr_factor(epoch: int, cfg: OptimConfig, total_epochs: int) -> float:
-    """Multiplier of the base learning rate during `epoch` (0-based)."""
+    """Multiplier of the base learning rate during `epoch` (0-based); 0 from `optim.zero_lr_from` on."""
+    if cfg.zero_lr_from and epoch + 1 >= cfg.zero_lr_from:
+        return 0.0
     return _base_factor(epoch, cfg, total_epochs) * cfg.reload_factor ** reload_drops(epoch, cfg)
 
 
@@ -53,6 +55,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_ep
     """A LambdaLR stepped once per epoch, following `lr_factor`."""
     if any(not isinstance(r, int) or r < 2 for r in cfg.reload_best_at):
         raise ConfigError(f"optim.reload_best_at: expected 1-based epochs >= 2, got {cfg.reload_best_at}")
+    if cfg.zero_lr_from == 1:
+        raise ConfigError("optim.zero_lr_from: expected a 1-based epoch >= 2 (at 1 nothing would train), got 1")
     if not cfg.reload_factor > 0:
         raise ConfigError(f"optim.reload_factor must be positive, got {cfg.reload_factor}")
     lr_factor(0, cfg, total_epochs)  # validate the name before training starts

@@ -259,6 +259,9 @@ class Trainer:
         """Train `epoch` (0-based) from batch `start_step`; returns its record (means over all its steps)."""
         cfg = self.options
         self.in_warmup = self.warmup is not None and self.warmup.active(epoch)
+        for term in self.criterion.modules():  # the Group Loss++ phases switch options by epoch
+            if hasattr(term, "set_epoch"):
+                term.set_epoch(epoch)
         self.net.train()
         num_steps = self._start_epoch(epoch, start_step)
         totals, step, images, wait = dict(totals or {}), start_step, 0, 0.0

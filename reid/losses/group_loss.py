@@ -26,6 +26,8 @@ SIMILARITIES = ("pearson", "cosine")
 REDUCTIONS = ("all", "non_anchors")
 # which training output W is built from: the pooled backbone features (authors) or the BNNeck output
 W_FEATURES = ("pooled", "bnneck")
+# options a Group Loss++ phase (`phases`) may change from its 1-based `from_epoch` on
+PHASE_KEYS = ("temperature", "num_anchors", "num_iters", "similarity", "propagation_weight", "detach_similarity")
 # a centred/raw row whose norm is below this fraction of sqrt(d) (after rescaling to max |f| = 1) is "zero":
 # float32 rounding of the mean leaves ~1e-7 per entry on a constant row, real features are far above it.
 _REL_ZERO = 1e-5
@@ -115,6 +117,9 @@ class GroupLoss(nn.Module):
             backbone features, authors) or "bnneck" (the BNNeck output, the test-time embedding, which the
             classifier also reads). The maths here is the same; only the tensor differs. L2-normalising the
             features first is no separate choice: Pearson and cosine W are invariant to scaling a row.
+        phases: Group Loss++ schedule, e.g. [{"from_epoch": 50, "num_anchors": 0, "temperature": 30,
+            "similarity": "cosine"}]: from that 1-based epoch on (see `set_epoch`), these options replace the
+            ones above; later phases build on earlier ones. Keys: from_epoch and PHASE_KEYS.
 
     Batches must hold at least two identities (with one identity label propagation is trivial and the
     loss says nothing about separating people): such a batch raises ValueError, as do labels outside
@@ -137,6 +142,7 @@ class GroupLoss(nn.Module):
         detach_similarity: bool = False,
         propagation_weight: float = 1.0,
         w_features: str = "pooled",
+        phases: list | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -171,6 +177,45 @@ class GroupLoss(nn.Module):
         self.propagation_weight = float(propagation_weight)
         self.w_features = w_features
         self.ce = CrossEntropyLabelSmooth(label_smoothing, num_classes=num_classes)
+        self.base_options = {key: getattr(self, key) for key in PHASE_KEYS}
+        self.phases = self._check_phases(phases)
+
+    def _check_phases(self, phases: list | None) -> list[dict]:
+        """Phases sorted by from_epoch; each phase's options are checked by building the loss with them."""
+        if phases is None:
+            return []
+        if not isinstance(phases, (list, tuple)):
+            raise ValueError(f"Group Loss phases must be a list of mappings, got {phases!r}")
+        checked, options = [], dict(self.base_options)
+        for i, phase in enumerate(phases):
+            if not isinstance(phase, dict):
+                raise ValueError(f"Group Loss phases[{i}] must be a mapping, got {phase!r}")
+            start = phase.get("from_epoch")
+            if isinstance(start, bool) or not isinstance(start, int) or start < 2:
+                raise ValueError(f"Group Loss phases[{i}].from_epoch must be a 1-based epoch >= 2, got {start!r}")
+            if checked and start <= checked[-1]["from_epoch"]:
+                raise ValueError(f"Group Loss phases must have increasing from_epoch, got {start} after "
+                                 f"{checked[-1]['from_epoch']}")  # fmt: skip
+            unknown = sorted(set(phase) - {"from_epoch", *PHASE_KEYS})
+            if unknown:
+                raise ValueError(f"Group Loss phases[{i}]: unknown option {unknown[0]!r} (choose from from_epoch, "
+                                 f"{', '.join(PHASE_KEYS)})")  # fmt: skip
+            options.update({k: v for k, v in phase.items() if k != "from_epoch"})
+            try:
+                GroupLoss(self.num_classes, **options)
+            except ValueError as err:
+                raise ValueError(f"phases[{i}]: {err}") from None
+            checked.append(dict(phase))
+        return checked
+
+    def set_epoch(self, epoch: int) -> None:
+        """Apply the options of the phases that have started by `epoch` (0-based; the trainer calls this)."""
+        options = dict(self.base_options)
+        for phase in self.phases:
+            if phase["from_epoch"] <= epoch + 1:
+                options.update({k: v for k, v in phase.items() if k != "from_epoch"})
+        for key, value in options.items():
+            setattr(self, key, float(value) if key in ("temperature", "propagation_weight") else value)
 
     def extra_repr(self) -> str:
         return (
@@ -178,6 +223,7 @@ class GroupLoss(nn.Module):
             f"num_iters={self.num_iters}, similarity={self.similarity!r}, zero_diagonal={self.zero_diagonal}, "
             f"ce_weight={self.ce_weight}, reduction={self.reduction!r}, detach_similarity={self.detach_similarity}, "
             f"propagation_weight={self.propagation_weight}, w_features={self.w_features!r}"
+            + (f", phases={self.phases}" if self.phases else "")
         )
 
     def _check(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
