@@ -184,12 +184,12 @@ def summarise(results: dict[str, list[dict]]) -> dict:
 
 def print_table(summary: dict) -> None:
     cell = "{:>5.1f} ± {:<4.1f}"
-    print("\n| loss | val rank-1 | val mAP | test rank-1 | test mAP | test mINP | s/run | runs |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| loss | val rank-1 | val mAP | val mINP | test rank-1 | test mAP | test mINP | s/run | runs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for recipe, e in summary.items():
         cols = [
             cell.format(e.get(f"{k}_mean", float("nan")), e.get(f"{k}_std", float("nan")))
-            for k in ("val_rank1", "val_mAP", "test_rank1", "test_mAP", "test_mINP")
+            for k in ("val_rank1", "val_mAP", "val_mINP", "test_rank1", "test_mAP", "test_mINP")
         ]
         print(f"| {recipe} | " + " | ".join(cols) + f" | {e['seconds_mean']:.0f} | {len(e['runs'])} |")
 
