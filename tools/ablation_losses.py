@@ -97,6 +97,7 @@ RECIPES: dict[str, tuple[dict, list[str]]] = {
         },
         [],
     ),
+    "group-cos-t10-a1-T1+rll": ({"group": {}, "ranked_list": {}}, []),
     "group-cos-t10-a2-T2+triplet": (
         {
             "group": {"temperature": 10, "num_anchors": 2, "num_iters": 2, "similarity": "cosine"},
