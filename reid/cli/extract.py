@@ -68,11 +68,13 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnxruntime"]),
-    default="torch",
+    type=click.Choice(["auto", "torch", "onnxruntime", "openvino"]),
+    default="auto",
     show_default=True,
-    help="Who runs the network: torch, or onnxruntime (CPU, float32; see docs/scale.md).",
+    help="Who runs the network. auto: on the CPU in float32, openvino, else onnxruntime, else torch "
+    "(the fastest faithful one installed); torch on CUDA or with --half (docs/extraction.md).",
 )
+@click.option("--int8", is_flag=True, help="onnxruntime dynamic int8 quantisation: faster, not faithful to 1e-3.")
 @bad_image_options
 @device_option
 def extract(
@@ -92,6 +94,7 @@ def extract(
     skip_bad,
     verify_images,
     backend,
+    int8,
     **tta,
 ) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
@@ -113,9 +116,10 @@ def extract(
     dev = pick_device(device)
     options = merge_cli(DEFAULTS, tta)
     model, pre, config, state = load_model(checkpoint, "cpu")
+    quantize = "int8" if int8 else None
     try:
         extractor = FeatureExtractor.from_model(
-            model, pre, dev, batch_size=batch_size, half=half, options=options, backend=backend
+            model, pre, dev, batch_size=batch_size, half=half, options=options, backend=backend, quantize=quantize
         )
     except ValueError as exc:
         raise fail(f"--backend {backend}: {exc}") from None
@@ -145,7 +149,8 @@ def extract(
         "normalized": True,
         "preprocess": pre.to_dict(),
         "half": extractor.half,
-        "backend": backend,
+        "backend": extractor.backend,
+        "quantize": extractor.quantize or "none",
     }
     _extract_h5(extractor, records, attrs, out, chunk, quiet)
 
