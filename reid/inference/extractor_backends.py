@@ -142,13 +142,12 @@ def onnx_bytes(model: nn.Module, pre: Preprocess, options: TestConfig) -> bytes:
 
 def quantize_int8(model_bytes: bytes) -> bytes:
     """onnxruntime dynamic int8 quantisation (per-channel weights) of an ONNX graph."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from reid.io.export import quantize_int8_file
 
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "please run pre-processing first" notices
+    with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
-        quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
+        quantize_int8_file(src, dst)
         return dst.read_bytes()
 
 

@@ -12,6 +12,7 @@ Everything a caller needs to feed it is recorded with the file: ONNX `metadata_p
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -110,20 +111,30 @@ def export_onnx(
     return _atomic(Path(path), write)
 
 
-def quantize_onnx_int8(path: str | Path) -> Path:
-    """Rewrite an exported ONNX file with onnxruntime's dynamic int8 quantisation (per-channel weights),
-    keeping its metadata plus `"quantize": "int8"`."""
-    import onnx
+def quantize_int8_file(src: str | Path, dst: str | Path) -> None:
+    """onnxruntime dynamic int8 quantisation of the ONNX file `src` into `dst` (weights int8 per channel,
+    activations quantised per batch), after onnxruntime's pre-processing (shape inference, graph
+    clean-up: the exporter's Identity nodes for weights used twice, as with flip, block quantisation)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "please run pre-processing first" and similar notices
+        ready = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(ready), skip_symbolic_shape=True)
+        quantize_dynamic(ready, dst, per_channel=True, weight_type=QuantType.QInt8)
+
+
+def quantize_onnx_int8(path: str | Path) -> Path:
+    """Rewrite an exported ONNX file int8 (`quantize_int8_file`), keeping its metadata plus `"quantize": "int8"`."""
+    import onnx
 
     path = Path(path)
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     metadata["quantize"] = json.dumps("int8")
 
     def write(tmp: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(path, tmp, per_channel=True, weight_type=QuantType.QInt8)
+        quantize_int8_file(path, tmp)
         proto = onnx.load(tmp)
         del proto.metadata_props[:]
         for key, value in metadata.items():
