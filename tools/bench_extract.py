@@ -17,9 +17,10 @@ The "default" column names what backend="auto" (the default) picks here.
 Timing: after one warm-up slice each, the methods take turns on slices of max(batch, 32) images
 (rotating who goes first), so load changes on a shared machine hit all alike; images/s = images /
 total time. Memory: "held MB" is the resident-memory growth when the method is built (weights,
-compiled graph); "peak MB" is the largest resident-memory rise above the start of one call,
-the first (warm-up) call included (activations, buffers), sampled every 2 ms. Cosines compare L2-normalised features with torch-old
-on the same images (naive differs also because PIL's antialiased resize is not OpenCV's bilinear).
+compiled graph); "peak MB" is the largest resident-memory rise above the start of one call, the
+first (warm-up) call included (activations, buffers), sampled every 2 ms. Cosines compare the
+L2-normalised features with torch-old on the same images (naive differs also because PIL's
+antialiased resize is not OpenCV's bilinear).
 
 Rank-1/mAP: the small model is trained for --train-epochs on a generated synthetic-market set (the
 demo recipe, `reid train -c configs/demo.yaml`), then each method extracts query and gallery and

@@ -71,7 +71,7 @@ def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[
     type=click.Choice(["auto", "torch", "onnxruntime", "openvino"]),
     default="auto",
     show_default=True,
-    help="Who runs the network. auto: on the CPU in float32, openvino, else onnxruntime, else torch "
+    help="Who runs the network. auto: on the CPU in float32, onnxruntime, else openvino, else torch "
     "(the fastest faithful one installed); torch on CUDA or with --half (docs/extraction.md).",
 )
 @click.option("--int8", is_flag=True, help="onnxruntime dynamic int8 quantisation: faster, not faithful to 1e-3.")

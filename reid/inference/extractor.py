@@ -83,8 +83,8 @@ class FeatureExtractor:
     of bf16 on this CPU: if it fails (a oneDNN fault on some AMX CPUs), float32 is used with a
     `Bf16FallbackWarning`, and a bf16 batch that comes out non-finite is recomputed in float32.
     options: test-time switches (flip, ...), as `reid test`.
-    backend: who runs the network. "auto" (default): on the CPU in float32, OpenVINO if installed,
-    else onnxruntime, else torch (the fastest faithful one, docs/extraction.md); torch otherwise.
+    backend: who runs the network. "auto" (default): on the CPU in float32, onnxruntime if installed,
+    else OpenVINO, else torch (the fastest faithful one measured, docs/extraction.md); torch otherwise.
     "torch" (BN folded into the convolutions on the CPU), "onnxruntime" or "openvino": the
     same network (flip / scales / beta) exported to ONNX in memory and run float32 on the CPU.
     Pooling / activation overrides and half need torch.
