@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from reid.config import Config, save_config
+from reid.config import Config, check_options, save_config
 from reid.data.datasets import build_dataset
 from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
@@ -27,7 +27,7 @@ from reid.models.pretrained import preprocess_for
 
 from .distributed import broadcast_object, init_distributed
 from .evaluator import Evaluator
-from .options import check_options, resolve_device
+from .options import resolve_device
 from .rng import seed_everything
 from .schedule import build_optimizer, build_scheduler
 from .validation import carve_validation
@@ -37,6 +37,7 @@ from .warmup import ClassifierWarmup, label_smoothing
 def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progress: bool, resume: bool):
     """A `cls` (Trainer) for `config`; the run folder is created (or resumed) by rank 0 only."""
     cfg, data = config.train, config.data
+    check_options(config)  # option combinations: before the run folder, the device or any data
     wanted = resolve_device(cfg.device)
     dist = init_distributed(cfg.dist_backend, use_cuda=wanted.type == "cuda")
     device = torch.device("cuda", dist.local_rank) if dist.enabled and wanted.type == "cuda" else wanted
@@ -56,7 +57,6 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     train, val_query, val_gallery = carve_validation(
         dataset.train, data.val_identities, cfg.seed, all_vs_all=protocol.retrieval
     )
-    check_options(config, bool(val_query))
     num_classes = len({r.pid for r in train})
     pre = preprocess_for(config)  # the backbone's own mean/std unless data.mean/std say otherwise
     transform = TrainTransform(pre, flip=data.flip, pad=data.pad, erasing=data.random_erasing)
