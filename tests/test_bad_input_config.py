@@ -82,6 +82,12 @@ def test_cli_rejects_a_bad_value_in_one_line_before_reading_data(capsys, monkeyp
             "Error: optim.reload_best_at needs data.val_identities > 0 and train.eval_every > 0",
         ),
         (["train.classifier_warmup_epochs=30"], "Error: train.classifier_warmup_epochs must be in [0, train.epochs)"),
+        (["train.amp=fp16"], "Error: train.amp = fp16 needs a CUDA device"),
+        (["model.backbone=timm:no_such_net"], "Error: model.backbone: timm has no model 'no_such_net'"),
+        (["model.backbone=resnet5"], "Error: model.backbone: unknown 'resnet5'"),
+        (["loss.group.temprature=3"], "Error: loss.group.temprature: unknown option"),
+        (["loss.tripplet.weight=1"], "Error: loss.tripplet: unknown loss"),
+        (["optim.reload_best_at=[1]", "data.val_identities=2", "train.eval_every=1"], "Error: optim.reload_best_at:"),
     ],
 )
 def test_a_bad_option_combination_fails_before_any_data_is_read(capsys, monkeypatch, tmp_path, overrides, message):
@@ -97,6 +103,15 @@ def test_a_bad_option_combination_fails_before_any_data_is_read(capsys, monkeypa
     assert result.code == 2
     assert result.one_line_error.startswith(message)
     assert not out.exists() and not root.exists()  # no run folder either
+
+
+def test_backbone_names_are_checked_without_building_them():
+    from reid.models.backbones import check_backbone_name
+
+    for name in ("resnet50", "mobilenet_v2", "timm:resnet10t", "timm:resnet10t.c3_in1k", "timm:hf-hub:timm/x"):
+        check_backbone_name(name)  # hub names are left to timm when the model is created
+    with pytest.raises(ConfigError, match=r"^model\.backbone: unknown 'vgg16' \(use resnet18, .* or timm:<name>\)$"):
+        check_backbone_name("vgg16")
 
 
 def test_nested_aliases_are_refused_without_expanding_them(tmp_path):
