@@ -60,6 +60,11 @@ def prepare(
 
     model, pre, config, _ = load_model(checkpoint, device)
     settings = changes(config.test)
+    if settings.ensemble:  # snapshot files are checked before any data is read
+        snapshots = resolve_snapshots(checkpoint, settings.ensemble)
+    else:
+        found = discover_snapshots(checkpoint) if ablation else []
+        snapshots = found if len(found) >= 2 else []
     data = build_dataset(
         dataset or config.data.dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
     )
@@ -68,11 +73,6 @@ def prepare(
     folder.mkdir(parents=True, exist_ok=True)
     bank = FeatureBank(data.query, data.gallery, pre, device, batch_size=batch_size)
     model_sets: dict[str, Models] = {"single": [(str(RunFolder.resolve(checkpoint)[1].resolve()), model)]}
-    if settings.ensemble:
-        snapshots = resolve_snapshots(checkpoint, settings.ensemble)
-    else:
-        found = discover_snapshots(checkpoint) if ablation else []
-        snapshots = found if len(found) >= 2 else []
     if snapshots:
         model_sets.update(_ensemble_sets(snapshots, pre, device))
     return CheckpointEval(checkpoint, config, settings, data, folder, bank, model_sets, snapshots)
