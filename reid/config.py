@@ -118,15 +118,6 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return build_section(cls, values, where)
 
 
-_SECTIONS = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "optim": OptimConfig,
-    "train": TrainConfig,
-    "test": TestConfig,
-}
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `section.key=value` into its key path and a YAML-typed value."""
     if "=" not in text:
