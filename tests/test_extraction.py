@@ -45,6 +45,8 @@ def test_usable_records_name_the_bad_image_or_skip_it_with_one_warning(folder):
     assert len(kept) == len(records) - 1 and all(not r.path.endswith("empty.jpg") for r in kept)
     assert len(warnings) == 1 and warnings[0].startswith("warning: skipped 1 unusable image(s), e.g. ")
     assert usable_records(kept, skip_bad=False, verify=True, warn=warnings.append) == kept and len(warnings) == 1
+    with pytest.warns(UserWarning, match=r"^skipped 1 unusable image\(s\), e\.g\. .*empty\.jpg"):
+        usable_records(records, skip_bad=True, verify=False)  # a library caller without `warn`
 
 
 def test_fingerprint_changes_with_model_options_precision_and_image_list():

@@ -10,6 +10,7 @@ Messages for the user go through a `log` callable (the CLI passes click.echo), s
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def folder_records(folder: Path) -> list[Record]:
 def usable_records(records: list[Record], skip_bad: bool, verify: bool, warn: Log | None = None) -> list[Record]:
     """Drop (and count) unusable images with `skip_bad`, else name the first one; `verify` decodes them all.
 
-    The one warning line of a skip goes to `warn` (e.g. stderr), never silently lost.
+    The one warning line of a skip goes to `warn` (the CLI: stderr), else to `warnings.warn`.
     """
     bad = find_bad_images([r.path for r in records], verify)
     if not bad:
@@ -53,8 +54,11 @@ def usable_records(records: list[Record], skip_bad: bool, verify: bool, warn: Lo
     first, why = next(iter(bad.items()))
     if not skip_bad:
         raise DataError(f"{first}: {why}; fix or remove it, or use --skip-bad to skip bad images")
-    if warn is not None:
-        warn(f"warning: skipped {len(bad)} unusable image(s), e.g. {first}: {why}")
+    message = f"skipped {len(bad)} unusable image(s), e.g. {first}: {why}"
+    if warn is None:
+        warnings.warn(message, stacklevel=2)
+    else:
+        warn(f"warning: {message}")
     kept = [r for r in records if r.path not in bad]
     if not kept:
         raise DataError("no usable images left after --skip-bad")
