@@ -30,10 +30,10 @@ def export(checkpoint, fmt, out, int8, normalize_inside, flip, opset, check) -> 
         export_onnx,
         export_openvino,
         export_torchscript,
-        load_torchscript,
         onnx_max_abs_difference,
         openvino_max_abs_difference,
         quantize_onnx_int8,
+        torchscript_max_abs_difference,
     )
     from reid.models.loading import load_model, weights_fingerprint
 
@@ -74,7 +74,5 @@ def export(checkpoint, fmt, out, int8, normalize_inside, flip, opset, check) -> 
                 click.echo(f"{'onnxruntime' if fmt == 'onnx' else 'openvino'} not installed: parity not checked")
                 return
         else:
-            module, _ = load_torchscript(out)
-            with torch.no_grad():
-                diff = float((module(inputs) - graph(inputs)).abs().max())
+            diff = torchscript_max_abs_difference(out, graph, inputs)
         click.echo(f"max |{fmt} - pytorch| over a batch of 3: {diff:.2e}")
