@@ -113,6 +113,7 @@ def fold_batchnorm(model: nn.Module, pre: Preprocess) -> nn.Module:
     if not _fold_children(folded):
         return model
     x = torch.randn(2, 3, pre.height, pre.width, generator=torch.Generator().manual_seed(0))
+    x = x.to(next(model.parameters()).device)
     with torch.no_grad():
         a, b = model.eval()(x).float(), folded(x).float()
     cosine = torch.nn.functional.cosine_similarity(a, b, dim=1)
@@ -147,10 +148,10 @@ def quantize_int8(model_bytes: bytes) -> bytes:
     from reid.io.export import quantize_int8_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(model_bytes)
-        quantize_int8_file(src, dst)
-        return dst.read_bytes()
+        tmp_src, tmp_dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        tmp_src.write_bytes(model_bytes)
+        quantize_int8_file(tmp_src, tmp_dst)
+        return tmp_dst.read_bytes()
 
 
 def ort_runner(model_bytes: bytes, threads: int) -> Runner:
@@ -172,9 +173,9 @@ def openvino_runner(model_bytes: bytes, threads: int) -> Runner:
 
     core = ov.Core()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(model_bytes)
-        network = core.read_model(str(path))
+        tmp_onnx = Path(tmp) / "model.onnx"
+        tmp_onnx.write_bytes(model_bytes)
+        network = core.read_model(str(tmp_onnx))
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
     compiled = core.compile_model(network, "CPU", config)
     request = compiled.create_infer_request()
