@@ -192,3 +192,34 @@ def test_export_int8_only_with_onnx_and_suffixes_checked(checkpoint, tmp_path):
         cli, ["export", "-m", str(checkpoint), "--format", "openvino", "--out", str(tmp_path / "m.onnx")]
     )
     assert result.exit_code != 0 and "an openvino file ends in .xml" in result.output
+
+
+def test_cli_extract_records_the_backend_that_ran_and_int8(checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from reid.io.features import read_features
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, image in enumerate(random_images(3, seed=6)):
+        cv2.imwrite(str(folder / f"{i:04d}_c1s1_000001_00.jpg"), image)
+    files = {}
+    for name, extra in (("auto", []), ("int8", ["--int8"])):
+        out = tmp_path / f"{name}.h5"
+        args = [
+            "extract",
+            "-m",
+            str(checkpoint),
+            "--images",
+            str(folder),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+        result = CliRunner().invoke(cli, args + extra)
+        assert result.exit_code == 0, result.output
+        files[name] = read_features(out)
+    assert files["auto"].attrs["backend"] in ("onnxruntime", "openvino") and files["auto"].attrs["quantize"] == "none"
+    assert files["int8"].attrs["backend"] == "onnxruntime" and files["int8"].attrs["quantize"] == "int8"
+    assert 0.98 < cosine(files["int8"].features, files["auto"].features).min() < 1 - 1e-6
