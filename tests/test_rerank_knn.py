@@ -67,6 +67,10 @@ def test_row_maxima_come_from_the_negated_search() -> None:
     lists = knn_lists(x, 20, 25)
     np.testing.assert_allclose(lists.rowmax, d.max(1), atol=1e-5)
     assert (lists.idx[:, 0] == np.arange(200)).all()
+    ivf = knn_lists(x, 20, 25, "ivf", nprobe=10_000)  # every cell searched: the faiss path is exact too
+    np.testing.assert_allclose(ivf.rowmax, d.max(1), atol=1e-5)
+    np.testing.assert_allclose(ivf.dist, lists.dist, atol=1e-5)
+    assert (ivf.idx[:, 0] == np.arange(200)).all()
 
 
 def _features(path, x, pids, cams) -> None:
