@@ -13,7 +13,8 @@ from reid.test_time import POST_FIELDS, click_options
 
 from .common import fail, format_metrics_table
 
-_DENSE_METRICS = 2**28  # largest query x gallery matrix the --knn path builds to score itself (1 GiB)
+# largest query x gallery matrix the --knn path builds to score itself (1 GiB): its candidates, then the rest
+_DENSE_METRICS = 2**28
 
 
 @click.command()
@@ -65,7 +66,11 @@ def rerank(query_file, gallery_file, knn, knn_index, nprobe, topk, out, **opts) 
         if settings.metric != "cosine":
             raise fail("--knn needs unit-length features (cosine): drop --beta")
         order, order_dist = _knn_rerank(q.features, g.features, settings, knn, knn_index, nprobe)
-        reranked = _candidates_matrix(order, order_dist, len(g)) if len(q) * len(g) <= _DENSE_METRICS else None
+        reranked = None
+        if len(q) * len(g) <= _DENSE_METRICS:
+            from reid.search.rerank_knn import dense_with_rest
+
+            reranked = dense_with_rest(order, order_dist, cosine_distance(q.features, g.features, normalized=True))
     else:
         reranked = retrieval_distance(q.features, g.features, settings)
         order = np.argsort(reranked, axis=1, kind="stable")[:, :topk]
@@ -107,11 +112,3 @@ def _knn_rerank(qf, gf, settings, knn: int, kind: str, nprobe: int | None) -> tu
 
     qf, gf = expand_queries(qf, gf, settings)
     return rerank_knn(qf, gf, knn, settings.k1, settings.k2, settings.lambda_value, kind=kind, nprobe=nprobe)
-
-
-def _candidates_matrix(idx: np.ndarray, dist: np.ndarray, num_gallery: int) -> np.ndarray:
-    """(Q, G) with the candidates' re-ranked distances, inf elsewhere (the metrics rank the rest last)."""
-    full = np.full((idx.shape[0], num_gallery), np.inf, np.float32)
-    rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
-    full[rows[idx >= 0], idx[idx >= 0]] = dist[idx >= 0]
-    return full

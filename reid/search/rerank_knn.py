@@ -26,7 +26,7 @@ from reid.inference.rerank import _check_params, _encode, _local_query_expansion
 from reid.inference.rerank_sources import Source
 from reid.test_time import DEFAULTS
 
-__all__ = ["KnnLists", "k_reciprocal_from_lists", "knn_lists", "rerank_knn"]
+__all__ = ["KnnLists", "dense_with_rest", "k_reciprocal_from_lists", "knn_lists", "rerank_knn"]
 
 
 class KnnLists:
@@ -229,3 +229,14 @@ def rerank_knn(
         raise DataError(f"k={k} must be at least k1 + 1 = {k1 + 1}")
     lists = knn_lists(x, len(q), k, kind, nprobe=nprobe, **build)
     return k_reciprocal_from_lists(lists, x, k1, k2, lambda_value)
+
+
+def dense_with_rest(idx: np.ndarray, dist: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """(Q, G) for scoring: the candidates' re-ranked distances (all <= 1), then every other gallery image
+    after them in its original order (2 + its original distance), the usual way to score top-k re-ranking.
+    Replaces `original` (Q, G), which must hold non-negative distances, in place."""
+    np.maximum(original, 0.0, out=original)
+    original += 2.0
+    ok = idx >= 0
+    original[np.nonzero(ok)[0], idx[ok]] = dist[ok]
+    return original
