@@ -5,11 +5,13 @@ each true match in the query's stable-sorted list: the number of valid entries
 that come before it, i.e. entries with a smaller distance, or the same distance
 and a smaller gallery index. For a chunk of query rows this is counted without
 sorting: the matches of each row are sorted by (distance, index) (a few dozen),
-and one pass over the row sends every entry no farther than the hardest match to
-the first match it precedes (a binary search); a prefix sum of those counts is
-the rank of every match. Cost O(G log M) per query instead of O(G log G), no
-Python loop per query, exact ties. Excluded entries (junk, same identity and
-camera, the query itself) are NaN and never counted.
+and every entry no farther than the hardest match is sent to the first match
+it precedes; a prefix sum of those counts is the rank of every match. A row
+with few such entries binary-searches each of them; a row with many (a hard
+query, a weak model) counts, for every entry, the matches strictly closer in
+M vectorised comparison passes and settles exact ties with the gallery index.
+No Python loop per query; rows run in parallel. Excluded entries (junk, same
+identity and camera, the query itself) are NaN and never counted.
 """
 
 from __future__ import annotations
@@ -20,8 +22,28 @@ import numpy as np
 __all__ = ["chunk_match_ranks"]
 
 
+# Per-entry cost of the binary search (unpredictable branches) over one vectorised comparison, per search step
+# (measured ~140 for 5 steps on the loaded 2-core machine):
+# rows with many entries before their hardest match are bucketed by counting comparisons instead.
+_SEARCH_COST = 30
+
+
+@numba.njit(cache=True, nogil=True)
+def _after(pos_val, pos_col, lo, hi, v, c):  # pragma: no cover - compiled
+    """First index in lo..hi whose match is ordered after entry (v, c): (distance, gallery index) order."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        pv = pos_val[mid]
+        if pv < v or (pv == v and pos_col[mid] <= c):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _count(d, start, pos_val, pos_col, out):  # pragma: no cover - compiled
+    g = d.shape[1]
     for b in numba.prange(d.shape[0]):
         s, e = start[b], start[b + 1]
         m = e - s
@@ -30,18 +52,26 @@ def _count(d, start, pos_val, pos_col, out):  # pragma: no cover - compiled
         hist = np.zeros(m + 1, np.int64)
         hardest = pos_val[e - 1]
         row = d[b]
-        for c in range(row.shape[0]):
-            v = row[c]
-            if v <= hardest:  # False for NaN: excluded entries never count
-                lo, hi = s, e
-                while lo < hi:  # first match ordered after (v, c)
-                    mid = (lo + hi) // 2
-                    pv = pos_val[mid]
-                    if pv < v or (pv == v and pos_col[mid] <= c):
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                hist[lo - s] += 1
+        near = 0
+        for c in range(g):  # entries that can precede a match (NaN never does)
+            near += row[c] <= hardest
+        if near * _SEARCH_COST * np.log2(m + 1) < m * g:
+            for c in range(g):
+                v = row[c]
+                if v <= hardest:
+                    hist[_after(pos_val, pos_col, s, e, v, c) - s] += 1
+        else:  # bucket = number of matches strictly closer, by m vectorised comparison passes
+            bucket = np.zeros(g, np.int32)
+            for j in range(s, e):
+                pj = pos_val[j]
+                for c in range(g):
+                    bucket[c] += not (row[c] <= pj)  # NaN: counted past every match
+            for c in range(g):
+                k = bucket[c]
+                if k < m:
+                    if pos_val[s + k] == row[c]:  # a tie with a match: order by gallery index
+                        k = _after(pos_val, pos_col, s + k, e, row[c], c) - s
+                    hist[k] += 1
         acc = 0
         for j in range(m):
             acc += hist[j]
