@@ -90,3 +90,22 @@ def test_retrieval_map_at_r_matches_argsort_with_ties():
         aps.append(np.sum(np.arange(1, len(top) + 1) / (top + 1)) / len(m))
     assert res.map_at_r == pytest.approx(np.mean(aps), abs=1e-12)
     assert res.recall[4] == pytest.approx(np.mean(np.array(firsts) < 4))
+
+
+@pytest.mark.parametrize("where", ["closest", "farthest"])  # few entries to search / many: the two strategies
+def test_both_strategies_give_the_argsort_ranks(where):
+    rng = np.random.default_rng(3)
+    d = np.round(rng.random((30, 500)), 2).astype(np.float32)  # ties
+    d[:, ::7] = np.nan
+    order = np.argsort(np.where(np.isnan(d), np.inf, d), axis=1, kind="stable")
+    valid = (~np.isnan(d)).sum(1)
+    rows, cols = [], []
+    for b in range(30):
+        pick = order[b, :5] if where == "closest" else order[b, valid[b] - 5 : valid[b]]
+        rows += [b] * 5
+        cols += list(pick)
+    start, ranks = chunk_match_ranks(d, np.array(rows), np.array(cols))
+    for b in range(30):
+        np.testing.assert_array_equal(
+            ranks[start[b] : start[b + 1]], _argsort_ranks(d[b], np.array(cols[5 * b : 5 * b + 5]))
+        )
