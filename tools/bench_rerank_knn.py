@@ -101,13 +101,17 @@ def child_million(n: int, queries: int, dim: int, k: int, kind: str, nprobe: int
 
     x = features(n + queries, max(1, n // 20), dim, 0.8, 0)
     base = rss_mb()
+    print(f"features {x.shape}: RSS {base:.0f} MB", file=sys.stderr, flush=True)
+    steps: dict[str, float] = {}
     t = time.perf_counter()
-    lists = knn_lists(x, queries, k, kind, nprobe=nprobe)
+    lists = knn_lists(x, queries, k, kind, nprobe=nprobe, timings=steps)
     list_s = time.perf_counter() - t
+    print(f"lists {list_s:.1f} s {steps}: RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
     t = time.perf_counter()
-    idx, _ = k_reciprocal_from_lists(lists, x)
+    idx, _ = k_reciprocal_from_lists(lists, x, timings=steps)
     rerank_s = time.perf_counter() - t
     peak = rss_mb()
+    print(f"re-ranking {rerank_s:.1f} s {steps}: RSS {peak:.0f} MB", file=sys.stderr, flush=True)
     pick = np.random.default_rng(0).choice(len(x), min(sample, len(x)), replace=False)
     xt = torch.from_numpy(x)
     exact = (xt[pick] @ xt.T).topk(k, dim=1).indices.numpy()
@@ -119,7 +123,7 @@ def child_million(n: int, queries: int, dim: int, k: int, kind: str, nprobe: int
     return [{"method": f"{n:,} + {queries:,} queries, {dim}-d, {kind} lists k={k} nprobe {nprobe}",
              "lists_s": list_s, "rerank_s": rerank_s, "seconds": list_s + rerank_s, "rss_before_mb": base,
              "rss_peak_mb": peak, "list_recall@21": recall21, f"list_recall@{k}": recall, "rowmax_max_err": rowmax_err,
-             "candidates": int(idx.shape[1])}]  # fmt: skip
+             "candidates": int(idx.shape[1]), **{f"{name}_s": v for name, v in steps.items()}}]  # fmt: skip
 
 
 def run_child(argv: list[str]) -> list[dict]:
