@@ -71,6 +71,12 @@ def test_row_maxima_come_from_the_negated_search() -> None:
     np.testing.assert_allclose(ivf.rowmax, d.max(1), atol=1e-5)
     np.testing.assert_allclose(ivf.dist, lists.dist, atol=1e-5)
     assert (ivf.idx[:, 0] == np.arange(200)).all()
+    cells = knn_lists(x, 20, 25, "cells", nprobe=10_000)  # every cell probed, the sample is every point: exact
+    np.testing.assert_allclose(cells.rowmax, d.max(1), atol=1e-5)
+    np.testing.assert_allclose(cells.dist, lists.dist, atol=1e-5)
+    few = knn_lists(x, 20, 25, "cells", nprobe=4, nlist=8)  # approximate: most of the nearest (0.975 seed 3)
+    recall = np.mean([len(np.intersect1d(a[:8], b[:8])) / 8 for a, b in zip(few.idx, lists.idx)])
+    assert recall > 0.9 and (few.idx[:, 0] == np.arange(200)).all()
 
 
 def _features(path, x, pids, cams) -> None:

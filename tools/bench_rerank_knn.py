@@ -8,7 +8,7 @@ order, reid.search.dense_with_rest). mAP / rank-1 of
 each, time, and the process's RSS peak (each method in its own process).
 
 --million: N generated clustered 512-d unit vectors (~20 per identity) plus Q queries; lists from a
-faiss index (default ivf, nprobe 16) of the joint set, then the re-ranking of every query's list.
+faiss k-means cells of the joint set (default "cells", nprobe 16; or a faiss index: ivf, hnsw, ivfpq), then the re-ranking of every query's list.
 Time of each stage, RSS peak, and the lists' recall@k against exact search on a sample of points.
 
     python tools/bench_rerank_knn.py --msmt --ks 100,200 --json knn_msmt.json
@@ -143,7 +143,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1_000_000, help="million: gallery size")
     p.add_argument("--queries", type=int, default=10_000, help="million: queries")
     p.add_argument("--k", type=int, default=100, help="million: list length")
-    p.add_argument("--kind", default="ivf", help="million: faiss index kind of the lists")
+    p.add_argument("--kind", default="cells", help="million: how the lists are made (cells, ivf, hnsw, ivfpq)")
     p.add_argument("--nprobe", type=int, default=16)
     p.add_argument("--sample", type=int, default=200, help="million: points whose lists are checked exactly")
     p.add_argument("--json", type=Path)

@@ -64,8 +64,11 @@ def knn_lists(
     **build: object,
 ) -> KnnLists:
     """Neighbour lists of the joint set: "flat" exact (blocked matrix products giving the lists and the row
-    maxima in one pass), "ivf" / "hnsw" / "ivfpq" from a faiss index over the set (approximate; the row
-    maxima from a 1-nearest search of the negated features).
+    maxima in one pass); "cells": faiss k-means cells, and every cell's points against the points of the
+    nprobe cells nearest its centroid in one matrix product (approximate; row maxima over a random sample
+    of points); "ivf" / "hnsw" / "ivfpq" from a faiss index over the set (approximate; the row maxima from
+    a 1-nearest search of the negated features). "cells" is the fast one for a million points: the
+    products run at BLAS speed, where a faiss search scans each point's cells one query at a time.
 
     features: (N, D) query features then gallery features (L2-normalised here).
     timings: if given, receives the seconds of each step (build, search, farthest).
@@ -78,6 +81,10 @@ def knn_lists(
     k = min(int(k), n)
     if kind == "flat":
         dist, idx, rowmax = _exact_lists(torch.from_numpy(x), k)
+    elif kind == "cells":
+        dist, idx = _cell_lists(x, k, nprobe or 16, clock, **build)
+        rowmax = np.maximum(_sampled_rowmax(torch.from_numpy(x)), dist.max(1))
+        clock("rowmax")
     else:
         gi = GalleryIndex.build(x, kind, normalize=False, **build)
         clock("build")
@@ -88,6 +95,56 @@ def knn_lists(
         rowmax = np.maximum(4.0 - far[:, 0], dist.max(1))  # a row's maximum is at least its listed distances
     _self_first(dist, idx)
     return KnnLists(np.maximum(dist, 0), idx, rowmax, num_query)
+
+
+def _cell_lists(
+    x: np.ndarray, k: int, nprobe: int, clock, nlist: int | None = None, train_size: int = 100_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, k) distances and indices from k-means cells: each cell's points against its probed cells' points."""
+    from .index import _faiss
+
+    faiss = _faiss()
+    n, dim = x.shape
+    cells = int(nlist or max(1, min(4 * np.sqrt(n), n // 39)))
+    rng = np.random.default_rng(seed)
+    sample = x[np.sort(rng.choice(n, train_size, replace=False))] if n > train_size else x
+    km = faiss.Kmeans(dim, cells, niter=20, seed=seed)
+    km.train(sample)
+    _, assign = km.index.search(x, 1)
+    clock("build")
+    order = np.argsort(assign[:, 0], kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(assign[:, 0], minlength=cells))])
+    _, probes = km.index.search(km.centroids, cells)  # every cell's cells by centroid distance, itself first
+    xt = torch.from_numpy(x)
+    dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
+    for c in range(cells):
+        members = order[bounds[c] : bounds[c + 1]]
+        if members.size == 0:
+            continue
+        picked, size = [], 0
+        for p in probes[c]:  # at least nprobe cells and at least k points
+            if len(picked) >= nprobe and size >= k:
+                break
+            picked.append(order[bounds[p] : bounds[p + 1]])
+            size += bounds[p + 1] - bounds[p]
+        cand = torch.from_numpy(np.concatenate(picked))
+        d = torch.addmm(torch.full((1,), 2.0), xt[members], xt[cand].T, alpha=-2.0)
+        top = d.topk(k, dim=1, largest=False, sorted=True)
+        dist[members], idx[members] = top.values.numpy(), cand[top.indices].numpy()
+    clock("search")
+    return dist, idx
+
+
+def _sampled_rowmax(x: torch.Tensor, size: int = 4096, seed: int = 0) -> np.ndarray:
+    """Every point's largest distance to a random sample of points (all of them when N <= size)."""
+    n = x.shape[0]
+    pick = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False)))
+    sample = x[pick]
+    out = np.empty(n, np.float32)
+    step = max(1, (1 << 24) // sample.shape[0])
+    for a in range(0, n, step):
+        out[a : a + step] = (2.0 - 2.0 * (x[a : a + step] @ sample.T).amin(1)).numpy()
+    return out
 
 
 class _Clock:
