@@ -8,7 +8,8 @@ order, reid.search.dense_with_rest). mAP / rank-1 of
 each, time, and the process's RSS peak (each method in its own process).
 
 --million: N generated clustered 512-d unit vectors (~20 per identity) plus Q queries; lists from a
-faiss k-means cells of the joint set (default "cells", nprobe 16; or a faiss index: ivf, hnsw, ivfpq), then the re-ranking of every query's list.
+faiss k-means cells of the joint set (default "cells", nprobe 16; or a faiss index: ivf, hnsw,
+ivfpq), then the re-ranking of every query's list.
 Time of each stage, RSS peak, and the lists' recall@k against exact search on a sample of points.
 
     python tools/bench_rerank_knn.py --msmt --ks 100,200 --json knn_msmt.json

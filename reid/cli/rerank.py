@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
-import numpy as np
 
-from reid.io.atomic import write_text
 from reid.test_time import POST_FIELDS, click_options
 
 from .common import fail, format_metrics_table
-
-# largest query x gallery matrix the --knn path builds to score itself (1 GiB): its candidates, then the rest
-_DENSE_METRICS = 2**28
 
 
 @click.command()
@@ -49,9 +41,7 @@ _DENSE_METRICS = 2**28
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (topk.json, metrics.json).")
 def rerank(query_file, gallery_file, knn, knn_index, nprobe, topk, out, **opts) -> None:
     """Re-rank query x gallery distances (Zhong et al. 2017); evaluate when pids are known."""
-    from reid.evaluation import evaluate_rank
-    from reid.evaluation.distance import cosine_distance
-    from reid.inference.pipeline import retrieval_distance
+    from reid.inference.from_files import rerank_feature_files
     from reid.io.features import read_features
     from reid.test_time import DEFAULTS, merge_cli
 
@@ -66,50 +56,13 @@ def rerank(query_file, gallery_file, knn, knn_index, nprobe, topk, out, **opts) 
             raise fail(f"--knn {knn} must be at least k1 + 1 = {settings.k1 + 1}")
         if settings.metric != "cosine":
             raise fail("--knn needs unit-length features (cosine): drop --beta")
-        order, order_dist = _knn_rerank(q.features, g.features, settings, knn, knn_index, nprobe)
-        reranked = None
-        if len(q) * len(g) <= _DENSE_METRICS:
-            from reid.search.rerank_knn import dense_with_rest
+        from reid.search.knn_files import rerank_knn_feature_files
 
-            reranked = dense_with_rest(order, order_dist, cosine_distance(q.features, g.features, normalized=True))
+        done = rerank_knn_feature_files(q, g, settings, knn, knn_index, nprobe, topk, out)
     else:
-        reranked = retrieval_distance(q.features, g.features, settings)
-        order = np.argsort(reranked, axis=1, kind="stable")[:, :topk]
-        order_dist = np.take_along_axis(reranked, order, 1)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    k = min(topk, order.shape[1])
-    lists = [
-        {
-            "query": q.paths[i],
-            "gallery": [g.paths[j] for j in row[:k] if j >= 0],
-            "distance": [float(x) for j, x in zip(row[:k], dist[:k]) if j >= 0],
-        }
-        for i, (row, dist) in enumerate(zip(order, order_dist))
-    ]
-    write_text(folder / "topk.json", json.dumps(lists, indent=1))
-    if reranked is None:
-        click.echo(f"no metrics: {len(q):,} x {len(g):,} is too large for a dense matrix (use the Python API)")
-    elif (q.pids >= 0).any() and (g.pids >= 0).any():
-        original = cosine_distance(q.features, g.features, normalized=True)
-        rows = {}
-        try:
-            name_rr = settings.describe_post() + (f"+knn({knn},{knn_index})" if knn else "")
-            for name, dist in (("original", original), (name_rr, reranked)):
-                rows[name] = evaluate_rank(dist, q.pids, g.pids, q.camids, g.camids).as_dict()
-        except ValueError as exc:  # e.g. no query id in the gallery: the lists stand, the scores do not
-            click.echo(f"warning: no metrics ({exc})", err=True)
-            click.echo(f"top-{k} lists written to {folder / 'topk.json'}")
-            return
-        click.echo(format_metrics_table(rows))
-        write_text(folder / "metrics.json", json.dumps(rows, indent=2))
-    click.echo(f"top-{k} lists written to {folder / 'topk.json'}")
-
-
-def _knn_rerank(qf, gf, settings, knn: int, kind: str, nprobe: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, c) re-ranked gallery indices (-1 padding) and their distances, best first."""
-    from reid.inference.pipeline import expand_queries
-    from reid.search.rerank_knn import rerank_knn
-
-    qf, gf = expand_queries(qf, gf, settings)
-    return rerank_knn(qf, gf, knn, settings.k1, settings.k2, settings.lambda_value, kind=kind, nprobe=nprobe)
+        done = rerank_feature_files(q, g, settings, topk, out)
+    if done.no_metrics is not None:
+        click.echo(f"warning: no metrics ({done.no_metrics})", err=True)
+    elif done.rows is not None:
+        click.echo(format_metrics_table(done.rows))
+    click.echo(f"top-{done.k} lists written to {done.topk_path}")
