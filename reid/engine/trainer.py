@@ -206,14 +206,16 @@ class Trainer:
         with autocast(self.device, self.amp_dtype):
             out = self.net(images)
         features, logits, scale = out["features"].float(), out["logits"].float(), 1.0
-        neck = out["neck"].float() if "neck" in out else None
+        # the BNNeck output only goes to a loss that asks for it (a Group Loss with w_features: bnneck)
+        wants_neck = any(getattr(m, "w_features", "pooled") == "bnneck" for m in self.criterion.modules())
+        neck = out["neck"].float() if wants_neck and "neck" in out else None
         if self.options.gather_embeddings and self.dist.enabled:
             features = all_gather_with_grad(features, self.dist)
             logits = all_gather_with_grad(logits, self.dist)
             labels = all_gather_with_grad(labels, self.dist)
             neck = all_gather_with_grad(neck, self.dist) if neck is not None else None
             scale = float(self.dist.world_size)  # DDP averages: undo it so the step follows the global loss
-        loss, parts = self.loss_fn(features, logits, labels, neck=neck)
+        loss, parts = self.loss_fn(features, logits, labels, **({"neck": neck} if neck is not None else {}))
         values = all_reduce_mean(torch.tensor([float(loss.detach()), *parts.values()], dtype=torch.float64), self.dist)
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(values).all():
