@@ -34,10 +34,18 @@ from .common import device_option, fail, pick_device
 )
 @click.option(
     "--appearance",
-    type=click.Choice(["model", "none", "random"]),
+    type=click.Choice(["model", "none", "motion", "sort", "random"]),
     default="model",
     show_default=True,
-    help="none: DeepSORT without its appearance cascade (the IoU baseline); random: random features.",
+    help="none: DeepSORT without its appearance cascade (IoU stage only); motion: Mahalanobis cascade without "
+    "features; sort: IoU over all Kalman-predicted tracks (SORT); random: random features.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "onnxruntime"]),
+    default="auto",
+    show_default=True,
+    help="Who runs the network: auto = onnxruntime on the CPU when installed (no fixed per-call cost), else torch.",
 )
 @click.option("--max-cosine-distance", default=0.3, show_default=True, help="Appearance gate of DeepSORT.")
 @click.option("--max-age", default=30, show_default=True, help="Frames a lost track is kept.")
@@ -69,6 +77,7 @@ def track(
     batch_size,
     quiet,
     device,
+    backend,
 ) -> None:
     """Track people with DeepSORT fed by this project's features; write tracks in MOTChallenge format.
 
@@ -86,16 +95,23 @@ def track(
     if save_detections and not detector:
         raise fail("--save-detections goes with --detector")
     if appearance == "model" and not checkpoint:
-        raise fail("--appearance model needs -m CHECKPOINT (or use --appearance none for the IoU baseline)")
+        raise fail("--appearance model needs -m CHECKPOINT (or use --appearance none / motion / sort, no model)")
     if batch_size < 1 or max_age < 1 or n_init < 1 or (max_frames is not None and max_frames < 1):
         raise fail("--batch-size, --max-age, --n-init and --max-frames must be positive")
     if render and not render.lower().endswith((".mp4", ".avi")):
         raise fail(f"--render {render}: give an .mp4 (or .avi) file name")
     extractor = None
     if appearance == "model":
-        from reid.inference.extractor import FeatureExtractor
+        from reid.tracking.adapter import resolve_backend, tracking_extractor
 
-        extractor = FeatureExtractor(checkpoint, device=pick_device(device), batch_size=batch_size)
+        dev = pick_device(device)
+        if backend == "onnxruntime" and not str(dev).startswith("cpu"):
+            raise fail(f"--backend onnxruntime runs on the CPU: use --device cpu (got --device {dev})")
+        try:
+            resolved = resolve_backend(backend, str(dev))
+            extractor = tracking_extractor(checkpoint, device=str(dev), batch_size=batch_size, backend=resolved)
+        except ValueError as err:  # e.g. onnxruntime not installed
+            raise fail(f"--backend {backend}: {err}") from None
     options = TrackerOptions(
         max_age=max_age, n_init=n_init, max_cosine_distance=max_cosine_distance, min_confidence=min_confidence
     )
@@ -140,7 +156,7 @@ def track(
     write_results(result.rows, out)
     if save_detections:
         _write_detections(saved, save_detections)
-    click.echo(f"{name}: {result.summary()}")
+    click.echo(f"{name}: {result.summary()}" + (f" [{extractor.backend}]" if extractor is not None else ""))
     click.echo(
         f"wrote {len(result.rows)} boxes of {result.num_tracks} tracks to {out}"
         + (f" and the video {render}" if render else "")
