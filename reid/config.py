@@ -118,15 +118,6 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return build_section(cls, values, where)
 
 
-_SECTIONS = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "optim": OptimConfig,
-    "train": TrainConfig,
-    "test": TestConfig,
-}
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `section.key=value` into its key path and a YAML-typed value."""
     if "=" not in text:
@@ -174,6 +165,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if "loss" in values and not isinstance(values["loss"], dict):
         raise ConfigError("loss: expected a mapping of loss name -> options")
     return _build(Config, values, "")
+
+
+def check_options(config: Config) -> None:
+    """Raise a one-line ConfigError for train/optim options that cannot work together.
+
+    The per-field checks run when the config is built; these cross-field ones need the whole
+    config, which callers may still change after loading (reid tune does), so the trainer runs
+    them first thing, before the run folder, the device or any data is touched.
+    """
+    cfg, optim = config.train, config.optim
+    if optim.reload_best_at and not (config.data.val_identities > 0 and cfg.eval_every > 0):
+        raise ConfigError("optim.reload_best_at needs data.val_identities > 0 and train.eval_every > 0")
+    bad = [e for e in cfg.snapshot_epochs if not isinstance(e, int) or not 1 <= e <= cfg.epochs]
+    if bad:
+        raise ConfigError(f"train.snapshot_epochs: {bad} outside 1..train.epochs ({cfg.epochs})")
+    for key in ("grad_clip", "checkpoint_every", "eval_every"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {getattr(cfg, key)}")
+    if not 0 <= cfg.classifier_warmup_epochs < cfg.epochs:
+        raise ConfigError(
+            f"train.classifier_warmup_epochs must be in [0, train.epochs), got {cfg.classifier_warmup_epochs}"
+        )
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

@@ -97,10 +97,6 @@ class TestConfig:
         """A validated copy with `changes`."""
         return dataclasses.replace(self, **changes)
 
-    def features_only(self) -> TestConfig:
-        """The same feature switches, no post-processing and no ensemble."""
-        return TestConfig(**self.feature_dict())
-
     @property
     def metric(self) -> str:
         """The distance to use (reid.evaluation.distance): cosine for unit-norm features,

@@ -75,7 +75,7 @@ def test_settings_cover_each_strategy_then_all_together():
     ]
     last = settings[-1]
     assert last.models == "concat" and last.settings.qe == "none" and not last.settings.rerank
-    assert last.settings.features_only() == TestConfig(
+    assert TestConfig(**last.settings.feature_dict()) == TestConfig(
         flip=True, scales=[1.0, 1.1], pool_lambda=0.5, leaky_slope=0.1, beta=0.002
     )
 
@@ -83,7 +83,7 @@ def test_settings_cover_each_strategy_then_all_together():
 def test_user_values_replace_the_defaults():
     user = TestConfig(scales=[0.9, 1.0], pool_lambda=0.6, beta=0.001, qe="dba", k1=10)
     full = strategy_values(user)
-    assert full.features_only() == TestConfig(
+    assert TestConfig(**full.feature_dict()) == TestConfig(
         flip=True, scales=[0.9, 1.0], pool_lambda=0.6, leaky_slope=0.1, beta=0.001
     )
     assert full.qe == "dba" and full.rerank and full.k1 == 10

@@ -73,6 +73,47 @@ def test_cli_rejects_a_bad_value_in_one_line_before_reading_data(capsys, monkeyp
     assert not any(tmp_path.iterdir())  # nothing was created: checked before the run folder
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.epochs=1"], "Error: train.snapshot_epochs: [20, 25] outside 1..train.epochs (1)"),
+        (
+            ["optim.reload_best_at=[3]", "train.snapshot_epochs=[]"],
+            "Error: optim.reload_best_at needs data.val_identities > 0 and train.eval_every > 0",
+        ),
+        (["train.classifier_warmup_epochs=30"], "Error: train.classifier_warmup_epochs must be in [0, train.epochs)"),
+        (["train.amp=fp16"], "Error: train.amp = fp16 needs a CUDA device"),
+        (["model.backbone=timm:no_such_net"], "Error: model.backbone: timm has no model 'no_such_net'"),
+        (["model.backbone=resnet5"], "Error: model.backbone: unknown 'resnet5'"),
+        (["loss.group.temprature=3"], "Error: loss.group.temprature: unknown option"),
+        (["loss.tripplet.weight=1"], "Error: loss.tripplet: unknown loss"),
+        (["optim.reload_best_at=[1]", "data.val_identities=2", "train.eval_every=1"], "Error: optim.reload_best_at:"),
+    ],
+)
+def test_a_bad_option_combination_fails_before_any_data_is_read(capsys, monkeypatch, tmp_path, overrides, message):
+    import reid.engine.setup
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data set was read before the options were checked")
+
+    monkeypatch.setattr(reid.engine.setup, "build_dataset", no_data)
+    root, out = tmp_path / "no-such-data", tmp_path / "runs"
+    args = ["train", "-c", "configs/demo.yaml", f"data.root={root}", f"train.output_dir={out}", "train.device=cpu"]
+    result = run_reid(capsys, monkeypatch, *args, *overrides)
+    assert result.code == 2
+    assert result.one_line_error.startswith(message)
+    assert not out.exists() and not root.exists()  # no run folder either
+
+
+def test_backbone_names_are_checked_without_building_them():
+    from reid.models.backbones import check_backbone_name
+
+    for name in ("resnet50", "mobilenet_v2", "timm:resnet10t", "timm:resnet10t.c3_in1k", "timm:hf-hub:timm/x"):
+        check_backbone_name(name)  # hub names are left to timm when the model is created
+    with pytest.raises(ConfigError, match=r"^model\.backbone: unknown 'vgg16' \(use resnet18, .* or timm:<name>\)$"):
+        check_backbone_name("vgg16")
+
+
 def test_nested_aliases_are_refused_without_expanding_them(tmp_path):
     # 8 levels of 10 aliases: 10^8 leaves once expanded (the JSON round trip grew to 23 GB)
     lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']

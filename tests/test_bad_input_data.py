@@ -56,7 +56,7 @@ def test_bad_query_image_stops_training_before_the_first_epoch(capsys, monkeypat
     _truncate(query)
     run_dir = tmp_path / "run"
     args = ["train", "-c", "configs/demo.yaml", "--quiet", "--output", run_dir, f"data.root={market}"]
-    result = run_reid(capsys, monkeypatch, *args, "train.device=cpu", "train.epochs=1")
+    result = run_reid(capsys, monkeypatch, *args, "train.device=cpu", "train.epochs=1", "train.snapshot_epochs=[]")
     assert result.code == 2
     line = result.one_line_error
     assert line.startswith(f"Error: {query}: truncated JPEG") and "--skip-bad" in line

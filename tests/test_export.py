@@ -71,7 +71,8 @@ def test_onnx_with_normalisation_and_flip_inside_takes_raw_rgb(checkpoint, tmp_p
 
 def test_torchscript_loads_and_matches_pytorch(checkpoint, tmp_path):
     out = tmp_path / "model.ts"
-    _export(checkpoint, out, "--format", "torchscript", "--normalize-inside")
+    output = _export(checkpoint, out, "--format", "torchscript", "--normalize-inside")
+    assert float(output.split("max |torchscript - pytorch| over a batch of 3: ")[1].split()[0]) < 1e-4
     module, meta = load_torchscript(out)
     assert meta["normalize_inside"] is True and meta["input_height"] == HEIGHT
     images = random_images(4, seed=23)

@@ -153,6 +153,13 @@ def test_bad_test_options_are_one_line_errors(run_with_snapshots, tiny_root, arg
     assert message in text + result.output
 
 
+def test_ensemble_snapshots_are_checked_before_the_data_set_is_read(run_with_snapshots, tmp_path):
+    result = invoke("-m", run_with_snapshots, "--data-root", tmp_path / "no-data", "--ensemble", "last.pt,epoch_077.pt")
+    assert result.exit_code != 0
+    text = str(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else ""
+    assert "epoch_077.pt not found" in text + result.output and "no-data" not in text + result.output
+
+
 def reference_post(q, g, qe, rerank):
     """QE then re-ranking by direct calls of the library functions."""
     from reid.evaluation.distance import cosine_distance

@@ -222,3 +222,15 @@ def test_feature_form_equals_distance_form_with_large_blocks() -> None:
     d = euclidean(xn, xn) ** 2
     by_dist = k_reciprocal_from_distances(d[:500, 500:], d[:500, :500], d[500:, 500:], device="cpu")
     np.testing.assert_allclose(k_reciprocal(q, g, device="cpu", chunk_size=1408), by_dist, atol=2e-5, rtol=1e-4)
+
+
+def test_pass_thread_count_changes_nothing_and_bad_values_are_refused(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 24)).astype(np.float32)
+    one = k_reciprocal(x[:60], x[60:], 10, 3, 0.3, device="cpu", chunk_size=64)
+    monkeypatch.setenv("REID_RERANK_PASS_THREADS", "2")
+    two = k_reciprocal(x[:60], x[60:], 10, 3, 0.3, device="cpu", chunk_size=64)
+    np.testing.assert_allclose(one, two, atol=1e-6)
+    monkeypatch.setenv("REID_RERANK_PASS_THREADS", "zero")
+    with pytest.raises(ValueError, match="REID_RERANK_PASS_THREADS"):
+        k_reciprocal(x[:60], x[60:], device="cpu")

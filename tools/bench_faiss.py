@@ -79,7 +79,10 @@ def main() -> None:
         print(f"{kind:>6} | {build:8.1f} {size:9.0f} {row['rss_mb']:7.0f} | {speed} | {rec}", flush=True)
         del gi
     if args.json:
-        args.json.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+        from reid.io.atomic import write_text
+
+        config = {k: str(v) for k, v in vars(args).items()}
+        write_text(args.json, json.dumps({"config": config, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

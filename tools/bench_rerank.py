@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -95,13 +96,14 @@ def gemm_gflops(dim: int = 2048) -> float:
     return 2 * dim**3 / (time.perf_counter() - start) / 1e9
 
 
-def measure(method: str, n: int, nq: int, args: argparse.Namespace, save: str | None) -> dict:
+def measure(method: str, n: int, nq: int, args: argparse.Namespace, save: str | None, pass_threads: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--n", str(n), "--nq", str(nq)]
     for opt in ("ids", "dim", "noise", "seed", "k1", "k2", "lam", "device", "chunk_size"):
         cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
     if save:
         cmd += ["--save", save]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    env = dict(os.environ, REID_RERANK_PASS_THREADS=str(pass_threads)) if pass_threads else None
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -125,6 +127,12 @@ def main() -> None:
     p.add_argument("--lam", type=float, default=0.3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--chunk-size", type=int, default=2048)
+    p.add_argument(
+        "--pass-threads",
+        type=int,
+        default=0,
+        help="also run ours with REID_RERANK_PASS_THREADS=this (e.g. 2) on the sizes the dense port runs",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--worker", choices=["ours", "dense"], help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -157,14 +165,22 @@ def main() -> None:
                 row["max_abs_diff"] = float(np.abs(np.load(f"{tmp}/ours.npy") - np.load(f"{tmp}/dense.npy")).max())
                 row["speedup"] = dense["seconds"] / ours["seconds"]
                 row["memory_ratio"] = dense["peak_mb"] / ours["peak_mb"]
+            if both and args.pass_threads:
+                alt = measure("ours", n, nq, args, None, args.pass_threads)
+                row[f"ours_pass_threads_{args.pass_threads}"] = alt
+                if "error" not in alt and dense and "error" not in dense:
+                    row[f"speedup_pass_threads_{args.pass_threads}"] = dense["seconds"] / alt["seconds"]
             rows.append(row)
             print(_line(row), flush=True)
+            for key in (k for k in row if k.startswith("ours_pass_threads_")):
+                alt = row[key]
+                print(f"    {key}: " + (alt.get("error") or f"{alt['seconds']:.2f} s, peak {alt['peak_mb']:.0f} MB"))
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"config": {k: v for k, v in vars(args).items() if k != "json"}, "rows": rows}, indent=2, default=str
-            )
-        )
+        sys.path.insert(0, str(ROOT))
+        from reid.io.atomic import write_text
+
+        config = {k: v for k, v in vars(args).items() if k != "json"}
+        write_text(args.json, json.dumps({"config": config, "rows": rows}, indent=2, default=str))
 
 
 def _line(row: dict) -> str:

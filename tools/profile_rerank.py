@@ -74,7 +74,9 @@ def main() -> None:
         print(f"{name:>8} {s:8.2f} {s / total:6.1%}")
     print(f"{'GEMM':>8} {gemm:8.2f} (bare Gram products of the scan, same run: its floor)")
     if args.json:
-        args.json.write_text(json.dumps({"total": total, "stages": seconds, "gemm": gemm, "peak_mb": peak}))
+        from reid.io.atomic import write_text
+
+        write_text(args.json, json.dumps({"total": total, "stages": seconds, "gemm": gemm, "peak_mb": peak}))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ def export(checkpoint, fmt, out, normalize_inside, flip, opset, check) -> None:
         export_metadata,
         export_onnx,
         export_torchscript,
-        load_torchscript,
         onnx_max_abs_difference,
+        torchscript_max_abs_difference,
     )
     from reid.models.loading import load_model, weights_fingerprint
 
@@ -56,7 +56,5 @@ def export(checkpoint, fmt, out, normalize_inside, flip, opset, check) -> None:
                 click.echo("onnxruntime not installed: parity not checked")
                 return
         else:
-            module, _ = load_torchscript(out)
-            with torch.no_grad():
-                diff = float((module(inputs) - graph(inputs)).abs().max())
+            diff = torchscript_max_abs_difference(out, graph, inputs)
         click.echo(f"max |{fmt} - pytorch| over a batch of 3: {diff:.2e}")

@@ -6,50 +6,9 @@ from pathlib import Path
 
 import click
 
-from reid.data.datasets.base import Record
-from reid.data.datasets.market1501 import parse_name
 from reid.test_time import FEATURE_FIELDS, click_options
 
 from .common import bad_image_options, device_option, fail, pick_device
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-
-
-def folder_records(folder: Path) -> list[Record]:
-    """Every image under `folder`; pid/camid parsed from Market-style names, else -1."""
-    records = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        parsed = parse_name(path.name)
-        pid, cam = (parsed[0], parsed[1] - 1) if parsed else (-1, -1)
-        records.append(Record(str(path), pid, cam))
-    return records
-
-
-def usable_records(records: list[Record], skip_bad: bool, verify: bool) -> list[Record]:
-    """Drop (and count) unusable images with `skip_bad`, else name the first one; `verify` decodes them all."""
-    from reid.data.datasets.integrity import find_bad_images
-    from reid.errors import DataError
-
-    bad = find_bad_images([r.path for r in records], verify)
-    if not bad:
-        return records
-    first, why = next(iter(bad.items()))
-    if not skip_bad:
-        raise DataError(f"{first}: {why}; fix or remove it, or use --skip-bad to skip bad images")
-    message = f"warning: skipped {len(bad)} unusable image(s), e.g. {first}: {why}"
-    click.echo(message.encode("utf-8", "backslashreplace").decode("utf-8"), err=True)
-    kept = [r for r in records if r.path not in bad]
-    if not kept:
-        raise DataError("no usable images left after --skip-bad")
-    return kept
-
-
-def fingerprint(weights: str, pre: dict, options: dict, half: bool, paths: list[str]) -> str:
-    """What makes a feature file's rows what they are; equal fingerprints may resume each other."""
-    from reid.io.fingerprint import stable_hash
-
-    head = {"weights": weights, "pre": pre, "options": options, "half": half}
-    return stable_hash([head, *(path + "\0" for path in paths)])
 
 
 @click.command()
@@ -100,6 +59,7 @@ def extract(
     is stopped leaves only the .partial file, and running the same command again resumes
     it (another model, option or image list starts afresh).
     """
+    from reid.inference import extraction
     from reid.inference.extractor import FeatureExtractor
     from reid.models.loading import load_model, weights_fingerprint
     from reid.test_time import DEFAULTS, merge_cli
@@ -120,62 +80,31 @@ def extract(
     except ValueError as exc:
         raise fail(f"--backend {backend}: {exc}") from None
     if mot:
-        return _extract_mot(extractor, mot, detections, out, quiet)
+        if not out.endswith(".npy"):
+            raise fail(f"--out {out}: a DeepSORT detection file ends in .npy")
+        array = extraction.extract_mot_to_npy(extractor, mot, detections, out, progress=not quiet)
+        frames = len(set(array[:, 0].astype(int).tolist()))
+        click.echo(f"wrote {array.shape[0]} detections x {array.shape[1]} columns ({frames} frames) to {out}")
+        return
     if images:
         if not Path(images).is_dir():
             raise fail(f"--images {images}: folder not found")
-        records = folder_records(Path(images))
+        records = extraction.folder_records(Path(images))
         if not records:
             raise fail(f"--images {images}: no .jpg/.png/.bmp images found")
-        records = usable_records(records, skip_bad, verify_images)
+        records = extraction.usable_records(records, skip_bad, verify_images, warn=_warn)
     else:
         from reid.data.datasets import build_dataset
 
         records = build_dataset(
             dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
         ).split(split)
-    attrs = {
-        "model": str(checkpoint),
-        "backbone": config.model.backbone,
-        "config_hash": config.hash(),
-        "config": config.to_dict(),
-        "weights": weights_fingerprint(state),
-        "tta": options.describe(),
-        "test_time_options": options.feature_dict(),
-        "normalized": True,
-        "preprocess": pre.to_dict(),
-        "half": extractor.half,
-        "backend": backend,
-    }
-    _extract_h5(extractor, records, attrs, out, chunk, quiet)
+    weights = weights_fingerprint(state)
+    attrs = extraction.feature_attrs(checkpoint, config, weights, options, pre, extractor.half, backend)
+    rows = extraction.extract_to_h5(extractor, records, attrs, out, chunk, progress=not quiet, log=click.echo)
+    click.echo(f"wrote {rows} x {extractor.feature_dim} features to {out}")
 
 
-def _extract_h5(extractor, records: list[Record], attrs: dict, out: str, chunk: int, quiet: bool) -> None:
-    from tqdm import tqdm
-
-    from reid.io.features import PartialFeatureWriter
-
-    paths = [r.path for r in records]
-    key = fingerprint(attrs["weights"], attrs["preprocess"], attrs["test_time_options"], attrs["half"], paths)
-    pids, camids = [r.pid for r in records], [r.camid for r in records]
-    with PartialFeatureWriter(out, pids, camids, paths, extractor.feature_dim, attrs, key) as writer:
-        if writer.resumed_from:
-            click.echo(f"resuming {writer.partial} at {writer.resumed_from} of {len(paths)} images")
-        with tqdm(total=len(paths), initial=writer.rows_done, desc=Path(out).name, unit="img", disable=quiet) as bar:
-            while writer.rows_done < len(paths):
-                batch = paths[writer.rows_done : writer.rows_done + chunk]
-                writer.write(extractor(batch))
-                bar.update(len(batch))
-        writer.finish()
-    click.echo(f"wrote {len(paths)} x {extractor.feature_dim} features to {out}")
-
-
-def _extract_mot(extractor, mot: str, detections: str | None, out: str, quiet: bool) -> None:
-    from reid.io.mot import deepsort_detections, save_npy_atomic
-
-    if not out.endswith(".npy"):
-        raise fail(f"--out {out}: a DeepSORT detection file ends in .npy")
-    array = deepsort_detections(extractor, mot, detections, progress=not quiet)
-    save_npy_atomic(array, out)
-    frames = len(set(array[:, 0].astype(int).tolist()))
-    click.echo(f"wrote {array.shape[0]} detections x {array.shape[1]} columns ({frames} frames) to {out}")
+def _warn(message: str) -> None:
+    """One line on stderr; undecodable bytes of non-UTF-8 file names shown escaped."""
+    click.echo(message.encode("utf-8", "backslashreplace").decode("utf-8"), err=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from .common import fail
 
@@ -46,26 +45,14 @@ def build(features_file: str, out: str, kind: str, nlist: int | None) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Top-k result file (.h5).")
 def search(index_file: str, query_file: str, k: int, nprobe: int | None, ef_search: int | None, out: str) -> None:
     """The k nearest gallery images of every query: indices, squared distances, their pids and camids."""
-    import h5py
-
-    from reid.io.atomic import atomic_path
     from reid.io.features import read_features
     from reid.search import GalleryIndex
+    from reid.search.results import write_search_results
 
     if k < 1:
         raise fail(f"--k must be >= 1, got {k}")
     gallery = GalleryIndex.load(index_file)
     queries = read_features(query_file)
     dist, idx = gallery.search(queries.features, k, query_attrs=queries.attrs, nprobe=nprobe, ef_search=ef_search)
-    safe = np.where(idx >= 0, idx, 0)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("indices", data=idx.astype(np.int64))
-        h5.create_dataset("distances", data=dist.astype(np.float32))
-        h5.create_dataset("pids", data=np.where(idx >= 0, gallery.pids[safe], -1))
-        h5.create_dataset("camids", data=np.where(idx >= 0, gallery.camids[safe], -1))
-        h5.create_dataset("query_pids", data=np.asarray(queries.pids, np.int64))
-        h5.create_dataset("query_camids", data=np.asarray(queries.camids, np.int64))
-        h5.create_dataset("query_paths", data=np.array(queries.paths, dtype=h5py.string_dtype()))
-        h5.attrs.update(index=str(index_file), query=str(query_file), kind=gallery.kind, k=int(idx.shape[1]))
-        h5.attrs["distance"] = "squared euclidean of L2-normalised features"
+    write_search_results(out, gallery, queries, dist, idx, index_file, query_file)
     click.echo(f"wrote {out}: top-{idx.shape[1]} of {len(queries)} queries in {Path(index_file).name}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import click
@@ -130,7 +129,9 @@ def track(
         frames, meta = video_frames(video, detections, hog, max_frames)
         total, fps, size, name = meta["frames"] or None, meta["fps"], (meta["width"], meta["height"]), Path(video).name
         if save_detections:
-            frames = _recording(frames, saved)
+            from reid.tracking.report import recording
+
+            frames = recording(frames, saved)
     renderer = None
     if render:
         from reid.tracking.video import Renderer
@@ -155,14 +156,23 @@ def track(
         renderer.close()
     write_results(result.rows, out)
     if save_detections:
-        _write_detections(saved, save_detections)
+        from reid.tracking.report import write_detection_file
+
+        click.echo(f"wrote {write_detection_file(saved, save_detections)} detections to {save_detections}")
     click.echo(f"{name}: {result.summary()}" + (f" [{extractor.backend}]" if extractor is not None else ""))
     click.echo(
         f"wrote {len(result.rows)} boxes of {result.num_tracks} tracks to {out}"
         + (f" and the video {render}" if render else "")
     )
     if gt:
-        _report_metrics(gt, result, total, metrics_json or f"{out}.metrics.json", appearance)
+        from reid.tracking.metrics import format_metrics
+        from reid.tracking.report import score_tracks, write_metrics
+
+        record = score_tracks(gt, result, total, appearance)
+        click.echo(f"metrics (TrackEval): {format_metrics(record['metrics'])}")
+        path = metrics_json or f"{out}.metrics.json"
+        write_metrics(record, path)
+        click.echo(f"wrote {path}")
 
 
 def _run(frames, embedder, tracker, options, total, quiet, renderer, name):
@@ -171,42 +181,3 @@ def _run(frames, embedder, tracker, options, total, quiet, renderer, name):
     return run_tracker(
         frames, embedder, tracker, options, total=total, progress=not quiet, on_frame=renderer, desc=name
     )
-
-
-def _recording(frames, saved: list):
-    for frame in frames:
-        saved.append((frame.index, frame.detections))
-        yield frame
-
-
-def _write_detections(saved: list, path: str) -> None:
-    import numpy as np
-
-    from reid.io.atomic import atomic_path
-
-    rows = [[index, -1, *det[:5], -1, -1, -1] for index, dets in saved for det in dets]
-    with atomic_path(path) as tmp:
-        np.savetxt(tmp, np.array(rows).reshape(-1, 10), fmt="%d,%d,%.2f,%.2f,%.2f,%.2f,%.4f,%d,%d,%d")
-    click.echo(f"wrote {len(rows)} detections to {path}")
-
-
-def _report_metrics(gt: str, result, total: int | None, path: str, appearance: str) -> None:
-    from reid.io.atomic import atomic_path
-    from reid.tracking.io import read_mot_rows
-    from reid.tracking.metrics import evaluate_tracks, format_metrics
-
-    rows = read_mot_rows(gt, "ground truth")
-    metrics = evaluate_tracks(rows, result.rows, total or result.frames)
-    click.echo(f"metrics (TrackEval): {format_metrics(metrics)}")
-    record = {
-        "appearance": appearance,
-        "metrics": metrics,
-        "frames": result.frames,
-        "frames_per_s": result.fps,
-        "seconds": result.seconds,
-        "cpu_seconds": result.cpu_seconds,
-        "gt": gt,
-    }
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
-    click.echo(f"wrote {path}")

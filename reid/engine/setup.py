@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from reid.config import Config, save_config
+from reid.config import Config, check_options, save_config
 from reid.data.datasets import build_dataset
 from reid.data.datasets.integrity import verify_splits
 from reid.data.loaders import train_loader
@@ -23,11 +23,13 @@ from reid.evaluation.protocol import protocol_for
 from reid.io.run_folder import RunFolder
 from reid.losses import build_loss
 from reid.models import build_model
+from reid.models.backbones import check_backbone_name
 from reid.models.pretrained import preprocess_for
 
 from .distributed import broadcast_object, init_distributed
 from .evaluator import Evaluator
-from .options import check_options, resolve_device
+from .options import resolve_device
+from .precision import amp_dtype
 from .rng import seed_everything
 from .schedule import build_optimizer, build_scheduler
 from .validation import carve_validation
@@ -38,6 +40,7 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     """A `cls` (Trainer) for `config`; the run folder is created (or resumed) by rank 0 only."""
     cfg, data = config.train, config.data
     wanted = resolve_device(cfg.device)
+    check_before_data(config, wanted)
     dist = init_distributed(cfg.dist_backend, use_cuda=wanted.type == "cuda")
     device = torch.device("cuda", dist.local_rank) if dist.enabled and wanted.type == "cuda" else wanted
     if cfg.deterministic:
@@ -56,7 +59,6 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
     train, val_query, val_gallery = carve_validation(
         dataset.train, data.val_identities, cfg.seed, all_vs_all=protocol.retrieval
     )
-    check_options(config, bool(val_query))
     num_classes = len({r.pid for r in train})
     pre = preprocess_for(config)  # the backbone's own mean/std unless data.mean/std say otherwise
     transform = TrainTransform(pre, flip=data.flip, pad=data.pad, erasing=data.random_erasing)
@@ -104,6 +106,19 @@ def trainer_from_config(cls, config: Config, run_dir: str | Path | None, progres
         len(dataset.query), len(dataset.gallery), device, dist.world_size, trainer.amp_dtype,
     )  # fmt: skip
     return trainer
+
+
+def check_before_data(config: Config, device: torch.device) -> None:
+    """Every config error that needs no data, raised before the run folder, the RNG or any data is touched:
+    option combinations, AMP on this device, the backbone name, loss names and options, optimizer and
+    schedule. The loss and optimizer are built once on stand-ins (2 classes, 1 parameter) and dropped:
+    their constructors are where their options are checked."""
+    check_options(config)
+    amp_dtype(config.train.amp, device)
+    check_backbone_name(config.model.backbone)
+    build_loss(config.loss, num_classes=2)
+    stand_in = build_optimizer([torch.nn.Parameter(torch.zeros(1))], config.optim)
+    build_scheduler(stand_in, config.optim, config.train.epochs)
 
 
 def _run_folder(config: Config, run_dir: str | Path | None, resume: bool, dist) -> RunFolder:

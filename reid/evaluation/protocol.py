@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from .retrieval import RetrievalResult, evaluate_query_gallery, evaluate_retrieval
 
-PROTOCOL_NAMES = ("reid", "all-vs-all", "query-gallery")
 # NMI of SOP and In-Shop: k-means with one cluster per class on whole classes drawn up to this many images
 NMI_SAMPLE_IMAGES = 10_000
 # the largest dense re-ranked matrix (float32 elements) a retrieval test builds: 2^31 = 8 GiB

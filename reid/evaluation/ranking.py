@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .distance import DistanceChunks, auto_chunk_size, to_numpy
-from .ranks import average_precision, match_ranks
+from .match_counts import chunk_match_ranks, segment_positions, segment_sums
 from .single_shot import GalleryGroups, sampled_first_ranks
 
 AP_MODES = ("standard", "trapezoid")
@@ -152,7 +152,6 @@ def _evaluate_chunks(
     junk_cols, junk_rows = _junk(junk_mask, g_pids, shape)
     groups = GalleryGroups(g_pids)
     q_group = groups.find_many(q_pids)
-    g_camids_sorted = g_camids[groups.order]
 
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
@@ -165,27 +164,12 @@ def _evaluate_chunks(
             chunk[:, junk_cols] = np.nan
         if junk_rows is not None:
             chunk[junk_rows[start : start + len(chunk)]] = np.nan
-        for b, row in enumerate(chunk):
-            i = start + b
-            grp = q_group[i]
-            if grp < 0:
-                continue
-            s, e = groups.starts[grp], groups.ends[grp]
-            members = groups.order[s:e]
-            same_cam = g_camids_sorted[s:e] == q_camids[i]
-            row[members[same_cam]] = np.nan
-            matches = members[~same_cam]
-            matches = matches[~np.isnan(row[matches])]
-            if matches.size == 0:
-                continue
-            ranks = match_ranks(row, matches)
-            first[i] = ranks[0]
-            ap[i] = average_precision(ranks, ap_mode)
-            inp[i] = len(ranks) / (ranks[-1] + 1)
-            if single_gallery_shot:
-                drawn = sampled_first_ranks(row, grp, groups, num_repeats, seed, i)
+        _score_chunk(chunk, start, q_group, groups, q_camids, g_camids, ap_mode, first, ap, inp)
+        if single_gallery_shot:
+            for b in np.flatnonzero(first[start : start + len(chunk)] >= 0):
+                drawn = sampled_first_ranks(chunk[b], q_group[start + b], groups, num_repeats, seed, start + b)
                 cmc_sum += np.count_nonzero(drawn[:, None] <= np.arange(max_rank), axis=0) / num_repeats
-        del chunk, row  # free this chunk before the next one is made
+        del chunk  # free this chunk before the next one is made
     valid = int(np.count_nonzero(first >= 0))
     if valid == 0:
         raise ValueError("no query has a true match in the gallery")
@@ -195,6 +179,31 @@ def _evaluate_chunks(
     return RankResult(
         cmc_sum / valid, float(np.nanmean(ap)), float(np.nanmean(inp)), valid, num_q - valid, ap=ap, inp=inp
     )
+
+
+def _score_chunk(chunk, start, q_group, groups, q_camids, g_camids, ap_mode, first, ap, inp) -> None:
+    """Mark same identity + camera entries NaN, then rank every row's true matches at once (match_counts.py)."""
+    grp = q_group[start : start + len(chunk)]
+    has = np.flatnonzero(grp >= 0)
+    sizes = groups.counts[grp[has]]
+    row = np.repeat(has, sizes)
+    offset = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    member = groups.order[np.repeat(groups.starts[grp[has]], sizes) + offset]
+    same_cam = g_camids[member] == q_camids[start + row]
+    chunk[row[same_cam], member[same_cam]] = np.nan
+    keep = ~same_cam
+    keep[keep] = ~np.isnan(chunk[row[keep], member[keep]])  # junk
+    bounds, ranks = chunk_match_ranks(chunk, row[keep], member[keep])
+    owner, k, m = segment_positions(bounds)
+    found = m > 0
+    at_hit = k / (ranks + 1)
+    if ap_mode == "trapezoid":
+        before = np.where(ranks > 0, (k - 1) / np.maximum(ranks, 1), 1.0)
+        at_hit = (before + at_hit) / 2
+    rows = start + np.flatnonzero(found)
+    first[rows] = ranks[bounds[:-1][found]]
+    ap[rows] = segment_sums(at_hit, owner, len(m))[found] / m[found]
+    inp[rows] = m[found] / (ranks[bounds[1:][found] - 1] + 1)
 
 
 def _junk(junk_mask, g_pids: np.ndarray, shape: tuple[int, int]):

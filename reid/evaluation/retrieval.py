@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .distance import DistanceChunks, auto_chunk_size, to_numpy
-from .ranks import match_ranks
+from .match_counts import chunk_match_ranks, segment_positions, segment_sums
 
 
 @dataclass
@@ -77,21 +77,19 @@ def _score_chunks(chunks, q_labels: np.ndarray, g_labels: np.ndarray, exclude_se
     n = len(q_labels)
     first = np.full(n, -1, dtype=np.int64)
     ap_r = np.full(n, np.nan)
-    index = np.arange(len(g_labels))
     for start, chunk in chunks:
         rows = np.arange(len(chunk))
         same = q_labels[start : start + len(chunk), None] == g_labels[None, :]
         if exclude_self:
             chunk[rows, start + rows] = np.nan  # the query itself
             same[rows, start + rows] = False
-        for b, row in enumerate(chunk):
-            matches = index[same[b]]
-            if matches.size == 0:
-                continue
-            ranks = match_ranks(row, matches)
-            first[start + b] = ranks[0]
-            top = ranks[ranks < len(ranks)]
-            ap_r[start + b] = np.sum(np.arange(1, len(top) + 1) / (top + 1)) / len(ranks)
+        r, c = np.nonzero(same)
+        bounds, ranks = chunk_match_ranks(chunk, r, c)
+        owner, k, m = segment_positions(bounds)
+        found = np.flatnonzero(m > 0)
+        first[start + found] = ranks[bounds[found]]
+        in_top = np.where(ranks < m[owner], k / (ranks + 1), 0.0)  # MAP@R: hits within the top R = m
+        ap_r[start + found] = segment_sums(in_top, owner, len(m))[found] / m[found]
         del chunk, same
     return first, ap_r
 

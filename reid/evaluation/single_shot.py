@@ -28,13 +28,8 @@ class GalleryGroups:
         self.pids, self.starts, self.counts = np.unique(g_pids[self.order], return_index=True, return_counts=True)
         self.ends = self.starts + self.counts
 
-    def find(self, pid) -> int:
-        """Index of `pid` among the groups, or -1 when no gallery image has it."""
-        i = int(np.searchsorted(self.pids, pid))
-        return i if i < len(self.pids) and self.pids[i] == pid else -1
-
     def find_many(self, pids: np.ndarray) -> np.ndarray:
-        """Vectorised `find` for an array of pids."""
+        """Index of each pid among the groups, or -1 where no gallery image has it."""
         i = np.searchsorted(self.pids, pids)
         ok = i < len(self.pids)
         ok[ok] = self.pids[i[ok]] == pids[ok]

@@ -3,6 +3,8 @@
 `prepare` loads the model, its run's `test:` settings merged with the caller's, the data set and
 the snapshot models of an ensemble; `evaluate` runs one setting, `ablation` the Group Loss++ table;
 `write_reports` writes test_metrics.json, cmc.png and ranked-list images into the output folder.
+On the retrieval benchmarks (CUB-200-2011, Cars196, SOP, In-Shop) `evaluate_retrieval` scores
+Recall@K, MAP@R and NMI under the protocol the data set names (reid.evaluation.protocol).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def prepare(
 
     model, pre, config, _ = load_model(checkpoint, device)
     settings = changes(config.test)
+    if settings.ensemble:  # snapshot files are checked before any data is read
+        snapshots = resolve_snapshots(checkpoint, settings.ensemble)
+    else:
+        found = discover_snapshots(checkpoint) if ablation else []
+        snapshots = found if len(found) >= 2 else []
     data = build_dataset(
         dataset or config.data.dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
     )
@@ -66,11 +73,6 @@ def prepare(
     folder.mkdir(parents=True, exist_ok=True)
     bank = FeatureBank(data.query, data.gallery, pre, device, batch_size=batch_size)
     model_sets: dict[str, Models] = {"single": [(str(RunFolder.resolve(checkpoint)[1].resolve()), model)]}
-    if settings.ensemble:
-        snapshots = resolve_snapshots(checkpoint, settings.ensemble)
-    else:
-        found = discover_snapshots(checkpoint) if ablation else []
-        snapshots = found if len(found) >= 2 else []
     if snapshots:
         model_sets.update(_ensemble_sets(snapshots, pre, device))
     return CheckpointEval(checkpoint, config, settings, data, folder, bank, model_sets, snapshots)
@@ -110,6 +112,49 @@ def evaluate(run: CheckpointEval) -> tuple[dict, Any, Any]:
         "post_s": post_s,
     }
     return record, result, distmat
+
+
+def retrieval_settings(settings: TestConfig, protocol: Any, opts: dict, cfg: TestConfig) -> TestConfig:
+    """Re-ranking k1 / k2 / lambda: the protocol's defaults (50, 20, 0.94) unless set in `opts` (the
+    command line, None = not given) or changed from the re-ID default in the run's `test:` section `cfg`."""
+    from reid.test_time import DEFAULTS
+
+    keys = ("k1", "k2", "lambda_value")
+    changes = {k: getattr(protocol, k) for k in keys if opts.get(k) is None and getattr(cfg, k) == getattr(DEFAULTS, k)}
+    return settings.replace(**changes)
+
+
+def evaluate_retrieval(run: CheckpointEval, protocol: Any, opts: dict) -> tuple[dict, Any, TestConfig]:
+    """Features of the test split, then Recall@K, MAP@R, NMI: (JSON record, RetrievalResult, settings used).
+
+    A re-ranking size the data cannot hold raises ValueError (the caller shows it as a usage error).
+    """
+    from .pipeline import score_retrieval
+
+    settings = retrieval_settings(run.settings, protocol, opts, run.config.test)
+    mode = settings.ensemble_mode
+    models = run.model_sets[mode if settings.ensemble else "single"]
+    data = run.data
+    try:
+        q, g, extract_s = run.bank.features(models, settings, "concat" if mode == "concat" else "features")
+        result, post_s = score_retrieval(q, g, data.query, data.gallery, protocol, settings)
+    except ModuleNotFoundError as exc:
+        raise ReidError(f"--qe/--rerank: {exc.name} is not available in this installation") from None
+    label = Path(run.checkpoint).name + (f" ensemble({mode}, {len(models)})" if settings.ensemble else "")
+    record = {
+        "dataset": data.name,
+        "checkpoint": str(run.checkpoint),
+        "label": label,
+        **result.as_dict(),
+        "protocol": protocol.name,
+        "notes": result.notes,
+        "options": settings.feature_dict(),
+        "post": settings.post_dict(),
+        "ensemble": {"snapshots": [str(p) for p in run.snapshots], "mode": mode} if settings.ensemble else None,
+        "extract_s": extract_s,
+        "post_s": post_s,
+    }
+    return record, result, settings
 
 
 def ablation(run: CheckpointEval, log: Callable[[str], None] | None = None) -> list:

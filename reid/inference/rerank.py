@@ -38,7 +38,7 @@ import torch
 from reid.evaluation.distance import to_tensor
 from reid.test_time import DEFAULTS  # the re-ranking defaults live in the test-time schema
 
-from .rerank_sources import FeatureSource, MatrixSource, Source
+from .rerank_sources import FeatureSource, MatrixSource, Source, pass_threads
 
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances"]
 
@@ -155,7 +155,7 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         yield
         return
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(pass_threads())
     try:
         yield
     finally:

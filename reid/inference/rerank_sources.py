@@ -17,9 +17,23 @@ extra columns was measured to flip float32 near-ties at the k-th neighbour.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["FeatureSource", "MatrixSource", "Source"]
+__all__ = ["FeatureSource", "MatrixSource", "Source", "pass_threads"]
+
+
+def pass_threads() -> int:
+    """CPU threads of the memory-bound passes and sparse stages: 1 unless REID_RERANK_PASS_THREADS says more.
+
+    One thread was several times faster on the shared, loaded development machine; an idle machine may
+    prefer all cores (tools/bench_rerank.py --pass-threads compares both in one run).
+    """
+    value = os.environ.get("REID_RERANK_PASS_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"REID_RERANK_PASS_THREADS must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class Source:
@@ -88,8 +102,8 @@ class FeatureSource(Source):
         nq, dim = q.shape
         self.n, self.num_query, self.block, self.dim = nq + g.shape[0], nq, chunk_size, dim
         threads = torch.get_num_threads()
-        if device.type == "cpu":  # memory-bound passes: one thread (see _scan)
-            torch.set_num_threads(1)
+        if device.type == "cpu":  # memory-bound passes: one thread by default (see _scan)
+            torch.set_num_threads(pass_threads())
         try:
             self.x, self.sq = self._build(q, g, normalize, device)
         finally:
@@ -107,7 +121,11 @@ class FeatureSource(Source):
             raise ValueError("features contain NaN or infinity")
         if normalize:  # as F.normalize: x / max(|x|, 1e-12), in place
             x.div_(norms.clamp_(min=1e-12)[:, None])
-        return x, (x * x).sum(1)
+        sq = torch.empty(self.n, device=device)
+        step = max(1, (1 << 22) // max(1, dim))  # row blocks: no (N, D) temporary (770 MB at MSMT17 2048-d)
+        for a in range(0, self.n, step):
+            sq[a : a + step] = (x[a : a + step] * x[a : a + step]).sum(1)
+        return x, sq
 
     def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         n, nq, dev = self.n, self.num_query, self.x.device
@@ -116,7 +134,7 @@ class FeatureSource(Source):
         rowmax = torch.full((n,), float("-inf"), device=dev)
         out = torch.empty((nq, n - nq), device=dev)
         threads = torch.get_num_threads()
-        post = 1 if dev.type == "cpu" else threads
+        post = pass_threads() if dev.type == "cpu" else threads
         try:
             self._scan(near, filled, rowmax, out, threads, post)
         finally:

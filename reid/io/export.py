@@ -156,3 +156,10 @@ def onnx_max_abs_difference(path: str | Path, graph: InferenceGraph, inputs: tor
     with torch.no_grad():
         reference = graph(inputs).numpy()
     return float(np.abs(ours - reference).max())
+
+
+def torchscript_max_abs_difference(path: str | Path, graph: InferenceGraph, inputs: torch.Tensor) -> float:
+    """max |TorchScript file(inputs) - PyTorch(inputs)| over all features (the parity check)."""
+    module, _ = load_torchscript(path)
+    with torch.no_grad():
+        return float((module(inputs) - graph(inputs)).abs().max())

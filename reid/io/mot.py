@@ -24,8 +24,6 @@ from reid.data.image_io import read_image
 from reid.errors import DataError
 from reid.io.atomic import atomic_path
 
-MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "x3d", "y3d", "z3d")
-
 
 @dataclass(frozen=True)
 class SequenceInfo:

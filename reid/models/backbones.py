@@ -135,6 +135,24 @@ class MobileNetV2Trunk(nn.Module):
 TORCHVISION_OTHERS = ("mobilenet_v2",)
 
 
+def check_backbone_name(name: str) -> None:
+    """A one-line ConfigError for a backbone name that cannot be built, without building it (a run checks
+    this before reading any data). timm names from other sources (hf-hub:...) are left to timm."""
+    if name in TORCHVISION_RESNETS or name in TORCHVISION_OTHERS:
+        return
+    if name.startswith("timm:"):
+        model = name.split(":", 1)[1]
+        if ":" in model:
+            return
+        import timm
+
+        if not timm.is_model(model):
+            raise ConfigError(f"model.backbone: timm has no model {model!r}")
+        return
+    known = ", ".join((*TORCHVISION_RESNETS, *TORCHVISION_OTHERS))
+    raise ConfigError(f"model.backbone: unknown {name!r} (use {known} or timm:<name>)")
+
+
 def build_backbone(name: str, pretrained: bool | str = False, last_stride: int = 1) -> nn.Module:
     """Create a backbone; `pretrained` is False, True (ImageNet download) or a local weights file."""
     imagenet = pretrained is True
@@ -145,8 +163,8 @@ def build_backbone(name: str, pretrained: bool | str = False, last_stride: int =
     elif name.startswith("timm:"):
         trunk = TimmTrunk(name.split(":", 1)[1], imagenet=imagenet)
     else:
-        known = ", ".join((*TORCHVISION_RESNETS, *TORCHVISION_OTHERS))
-        raise ConfigError(f"model.backbone: unknown {name!r} (use {known} or timm:<name>)")
+        check_backbone_name(name)
+        raise AssertionError(f"check_backbone_name accepted {name!r}")  # pragma: no cover
     trunk.pretrained_note = ""  # what was loaded, for the run log
     if isinstance(pretrained, str) and pretrained:
         loaded, total = load_backbone_weights(trunk, pretrained)

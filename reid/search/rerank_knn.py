@@ -1,0 +1,335 @@
+"""k-reciprocal re-ranking fed by k-nearest-neighbour lists, for galleries too large for dense rows.
+
+The exact re-ranking (reid.inference.rerank) needs, for every point of the joint
+query + gallery set, only its k1 + 1 nearest, its row maximum and a few distances
+of expanded-set members; the Jaccard term needs the sparse V rows. All of these
+come from neighbour lists: a faiss search of the joint set against itself with
+k >= k1 + 1 (the k2 query-expansion neighbours are a prefix of the same lists),
+the row maxima from a 1-nearest search of the negated features (on unit vectors
+the farthest point of x is the nearest of -x: |x - y|^2 = 4 - |-x - y|^2), and
+the missing expanded-set distances from the features themselves.
+
+What changes is the output: instead of a dense (Q, G) matrix, each query's
+gallery entries in its own list are re-scored and re-sorted (the candidates).
+Gallery items outside a query's list keep no score; with exact lists and k = N
+the result equals the dense re-ranking. Memory is O(N k) for the lists and
+O(N k1 k2) for V, so a million images fit in a few GB.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from reid.errors import DataError
+from reid.inference.rerank import _check_params, _encode, _local_query_expansion, _one_cpu_thread, _Sparse
+from reid.inference.rerank_sources import Source
+from reid.test_time import DEFAULTS
+
+__all__ = ["KnnLists", "dense_with_rest", "k_reciprocal_from_lists", "knn_lists", "rerank_knn"]
+
+
+class KnnLists:
+    """Neighbour lists of the joint (queries first, then gallery) set: (N, k) distances and indices, nearest
+    first, each point's own index first; (N,) row maxima (the farthest point's distance)."""
+
+    def __init__(self, dist: np.ndarray, idx: np.ndarray, rowmax: np.ndarray, num_query: int) -> None:
+        self.dist, self.idx = np.asarray(dist, np.float32), np.asarray(idx, np.int64)
+        self.rowmax = np.asarray(rowmax, np.float32)
+        self.num_query = int(num_query)
+        n = self.idx.shape[0]
+        if self.dist.shape != self.idx.shape or self.rowmax.shape != (n,) or not 0 < num_query < n:
+            raise DataError(
+                f"neighbour lists must be (N, k) distances and indices with (N,) row maxima and 0 < num_query < N, "
+                f"got {self.dist.shape}, {self.idx.shape}, {self.rowmax.shape}, num_query={num_query}"
+            )
+        if (self.idx < 0).any() or (self.idx >= n).any():
+            raise DataError("neighbour lists hold missing (-1) or out-of-range entries: search with a larger nprobe")
+
+    @property
+    def n(self) -> int:
+        return self.idx.shape[0]
+
+
+def knn_lists(
+    features: np.ndarray,
+    num_query: int,
+    k: int,
+    kind: str = "flat",
+    *,
+    nprobe: int | None = None,
+    timings: dict[str, float] | None = None,
+    **build: object,
+) -> KnnLists:
+    """Neighbour lists of the joint set: "flat" exact (blocked matrix products giving the lists and the row
+    maxima in one pass); "cells": faiss k-means cells, and every cell's points against the points of the
+    nprobe cells nearest its centroid in one matrix product (approximate; row maxima over a random sample
+    of points); "ivf" / "hnsw" / "ivfpq" from a faiss index over the set (approximate; the row maxima from
+    a 1-nearest search of the negated features). "cells" is the fast one for a million points: the
+    products run at BLAS speed, where a faiss search scans each point's cells one query at a time.
+
+    features: (N, D) query features then gallery features (L2-normalised here).
+    timings: if given, receives the seconds of each step (build, search, farthest).
+    """
+    from .index import GalleryIndex, _as_float32
+
+    clock = _Clock(timings)
+    x = _as_float32(features, True)
+    n = x.shape[0]
+    k = min(int(k), n)
+    if kind == "flat":
+        dist, idx, rowmax = _exact_lists(torch.from_numpy(x), k)
+    elif kind == "cells":
+        dist, idx = _cell_lists(x, k, nprobe or 16, clock, **build)
+        rowmax = np.maximum(_sampled_rowmax(torch.from_numpy(x)), dist.max(1))
+        clock("rowmax")
+    else:
+        gi = GalleryIndex.build(x, kind, normalize=False, **build)
+        clock("build")
+        dist, idx = gi.search(x, k, nprobe=nprobe)
+        clock("search")
+        far, _ = gi.search(-x, 1, nprobe=nprobe)
+        clock("farthest")
+        rowmax = np.maximum(4.0 - far[:, 0], dist.max(1))  # a row's maximum is at least its listed distances
+    _self_first(dist, idx)
+    return KnnLists(np.maximum(dist, 0), idx, rowmax, num_query)
+
+
+def _cell_lists(
+    x: np.ndarray, k: int, nprobe: int, clock, nlist: int | None = None, train_size: int = 100_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, k) distances and indices from k-means cells: each cell's points against its probed cells' points."""
+    from .index import _faiss
+
+    faiss = _faiss()
+    n, dim = x.shape
+    cells = int(nlist or max(1, min(4 * np.sqrt(n), n // 39)))
+    rng = np.random.default_rng(seed)
+    sample = x[np.sort(rng.choice(n, train_size, replace=False))] if n > train_size else x
+    km = faiss.Kmeans(dim, cells, niter=20, seed=seed)
+    km.train(sample)
+    _, assign = km.index.search(x, 1)
+    clock("build")
+    order = np.argsort(assign[:, 0], kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(assign[:, 0], minlength=cells))])
+    _, probes = km.index.search(km.centroids, cells)  # every cell's cells by centroid distance, itself first
+    xt = torch.from_numpy(x)
+    dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
+    for c in range(cells):
+        members = order[bounds[c] : bounds[c + 1]]
+        if members.size == 0:
+            continue
+        picked, size = [], 0
+        for p in probes[c]:  # at least nprobe cells and at least k points
+            if len(picked) >= nprobe and size >= k:
+                break
+            picked.append(order[bounds[p] : bounds[p + 1]])
+            size += bounds[p + 1] - bounds[p]
+        cand = torch.from_numpy(np.concatenate(picked))
+        d = torch.addmm(torch.full((1,), 2.0), xt[members], xt[cand].T, alpha=-2.0)
+        top = d.topk(k, dim=1, largest=False, sorted=True)
+        dist[members], idx[members] = top.values.numpy(), cand[top.indices].numpy()
+    clock("search")
+    return dist, idx
+
+
+def _sampled_rowmax(x: torch.Tensor, size: int = 4096, seed: int = 0) -> np.ndarray:
+    """Every point's largest distance to a random sample of points (all of them when N <= size)."""
+    n = x.shape[0]
+    pick = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False)))
+    sample = x[pick]
+    out = np.empty(n, np.float32)
+    step = max(1, (1 << 24) // sample.shape[0])
+    for a in range(0, n, step):
+        out[a : a + step] = (2.0 - 2.0 * (x[a : a + step] @ sample.T).amin(1)).numpy()
+    return out
+
+
+class _Clock:
+    """Records the seconds since the previous call under a name, when a dict is given."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.last = timings, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def _exact_lists(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, k) distances and indices of the k nearest and (N,) row maxima, in blocks of ~256 MB of distances."""
+    n = x.shape[0]
+    step = max(1, (1 << 26) // n)
+    dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
+    rowmax = np.empty(n, np.float32)
+    for a in range(0, n, step):
+        d = torch.addmm(torch.full((1,), 2.0), x[a : a + step], x.T, alpha=-2.0)
+        top = d.topk(k, dim=1, largest=False, sorted=True)
+        dist[a : a + step], idx[a : a + step] = top.values.numpy(), top.indices.numpy()
+        rowmax[a : a + step] = d.amax(1).numpy()
+    return dist, idx, rowmax
+
+
+def _self_first(dist: np.ndarray, idx: np.ndarray) -> None:
+    """Put each point first in its own list (distance 0), as the exact ranking does (in place)."""
+    own = np.arange(idx.shape[0])
+    at = idx == own[:, None]
+    ok = at[:, 0]
+    for i in np.flatnonzero(~ok):  # rare: a duplicate came first, or an approximate index missed the point
+        j = int(np.argmax(at[i])) if at[i].any() else idx.shape[1] - 1
+        idx[i, 1 : j + 1], dist[i, 1 : j + 1] = idx[i, :j].copy(), dist[i, :j].copy()
+        idx[i, 0], dist[i, 0] = i, 0.0
+
+
+class _FeaturePairs(Source):
+    """Distances of arbitrary pairs from unit features: what the expanded sets need beyond the lists."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.n = x, x.shape[0]
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(rows.shape)
+        step = max(1, (1 << 20) // self.x.shape[1])
+        for s in range(0, rows.shape[0], step):
+            r, c = rows[s : s + step], cols[s : s + step]
+            out[s : s + step] = (2.0 - 2.0 * (self.x[r] * self.x[c]).sum(1)).clamp_(min=0)
+        return out
+
+
+def k_reciprocal_from_lists(
+    lists: KnnLists,
+    features: np.ndarray,
+    k1: int = DEFAULTS.k1,
+    k2: int = DEFAULTS.k2,
+    lambda_value: float = DEFAULTS.lambda_value,
+    *,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-ranked candidates of every query: ((Q, c) gallery indices, (Q, c) distances), best first.
+
+    The candidates of a query are the gallery entries of its list (padded with -1 / inf where a query
+    has fewer than c). features: the (N, D) joint features the lists were made from (for the
+    expanded-set distances the lists lack). Exact when the lists are exact (k = N: the dense result).
+    timings: if given, receives the seconds of each stage (encode, lqe, jaccard).
+    """
+    clock = _Clock(timings)
+    _check_params(k1, k2, lambda_value, 1)
+    n, k = lists.idx.shape
+    if k < min(k1 + 1, n) or k < min(k2, n):
+        raise DataError(f"neighbour lists of {k} entries are too short for k1={k1}, k2={k2}: need k >= {k1 + 1}")
+    x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
+    if x.shape[0] != n:
+        raise DataError(f"{x.shape[0]} features for neighbour lists of {n} points")
+    near = torch.as_tensor(lists.idx)
+    near_d = torch.as_tensor(lists.dist)
+    rowmax = torch.as_tensor(lists.rowmax)
+    if not bool((rowmax > 0).all()):
+        raise DataError("a point has distance 0 to every point; re-ranking is undefined")
+    k_full, k_half = min(k1 + 1, n), min(int(np.around(k1 / 2.0)) + 1, n)
+    with _one_cpu_thread(torch.device("cpu")):
+        v = _encode(_FeaturePairs(x), near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
+        del x, near_d  # the features' copy is not needed past the expanded sets (2 GB at 1M x 512)
+        clock("encode")
+        if k2 != 1:
+            v = _local_query_expansion(v, near[:, : min(k2, n)])
+        clock("lqe")
+        out = _score_candidates(v, lists, lambda_value)
+        clock("jaccard")
+        return out
+
+
+def _score_candidates(v: _Sparse, lists: KnnLists, lambda_value: float) -> tuple[np.ndarray, np.ndarray]:
+    """(1 - lambda) * jaccard + lambda * d / rowmax for each query's gallery candidates, sorted."""
+    nq, n = lists.num_query, lists.n
+    ng = n - nq
+    cand = torch.as_tensor(lists.idx[:nq])
+    is_g = cand >= nq
+    width = max(1, int(is_g.sum(1).max()))
+    # gallery candidates first, in list order (a stable sort of "not gallery")
+    order = torch.argsort((~is_g).to(torch.int8), dim=1, stable=True)[:, :width]
+    g_idx = torch.where(is_g.gather(1, order), cand.gather(1, order) - nq, -1)
+    g_d = torch.as_tensor(lists.dist[:nq]).gather(1, order)
+
+    g_first = int(v.start[nq])
+    g_col = v.cols[g_first:]
+    col_order = torch.argsort(g_col, stable=True)
+    g_row, g_val = v.rows[g_first:][col_order] - nq, v.vals[g_first:][col_order]
+    col_count = torch.bincount(g_col, minlength=n)
+    col_start = torch.cumsum(col_count, 0) - col_count
+    del g_col, col_order
+
+    step = max(1, (1 << 24) // max(1, ng))
+    scratch = torch.zeros(step * ng)
+    shared = torch.zeros(g_idx.shape)
+    for a in range(0, nq, step):
+        b = min(a + step, nq)
+        lo, hi = int(v.start[a]), int(v.start[b - 1] + v.count[b - 1])
+        kk, val = v.cols[lo:hi], v.vals[lo:hi]
+        entries = v.rows[lo:hi] - a
+        touched = []
+        for s in range(0, kk.numel(), 1 << 16):  # bounded joins: a query's columns x the gallery rows holding them
+            ks, vs, es = kk[s : s + (1 << 16)], val[s : s + (1 << 16)], entries[s : s + (1 << 16)]
+            pos, entry = _expand(col_start[ks], col_count[ks])
+            flat = es[entry] * ng + g_row[pos]
+            scratch.index_add_(0, flat, torch.minimum(vs[entry], g_val[pos]))
+            touched.append(flat)
+        gi = g_idx[a:b]
+        at = (torch.arange(b - a)[:, None] * ng + gi.clamp(min=0)).flatten()
+        shared[a:b] = torch.where(gi >= 0, scratch[at].view(b - a, -1), 0.0)
+        for flat in touched:  # zero only what the joins wrote
+            scratch[flat] = 0.0
+    jaccard = 1.0 - shared / (2.0 - shared)
+    final = (1.0 - lambda_value) * jaccard + lambda_value * g_d / torch.as_tensor(lists.rowmax[:nq])[:, None]
+    final = torch.where(g_idx >= 0, final, float("inf"))
+    # ties by gallery index, as the dense result sorted stably
+    key = torch.argsort(torch.where(g_idx >= 0, g_idx, ng), dim=1, stable=True)
+    final, g_idx = final.gather(1, key), g_idx.gather(1, key)
+    best = torch.argsort(final, dim=1, stable=True)
+    return g_idx.gather(1, best).numpy(), final.gather(1, best).numpy()
+
+
+def _expand(start: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    owner = torch.repeat_interleave(torch.arange(count.numel()), count)
+    first = torch.cumsum(count, 0) - count
+    return torch.arange(owner.numel()) - (first - start)[owner], owner
+
+
+def rerank_knn(
+    q_feats: np.ndarray,
+    g_feats: np.ndarray,
+    k: int = 100,
+    k1: int = DEFAULTS.k1,
+    k2: int = DEFAULTS.k2,
+    lambda_value: float = DEFAULTS.lambda_value,
+    *,
+    kind: str = "flat",
+    nprobe: int | None = None,
+    **build: object,
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-reciprocal re-ranking of each query's k nearest (joint-set lists from a faiss index of `kind`).
+
+    Returns ((Q, c) gallery indices, (Q, c) re-ranked distances), best first, c <= k.
+    """
+    q, g = np.asarray(q_feats, np.float32), np.asarray(g_feats, np.float32)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1] or not len(q) or not len(g):
+        raise DataError(f"query features {q.shape} and gallery features {g.shape} must be (n, D) with the same D")
+    x = np.concatenate([q, g])
+    if k < k1 + 1:
+        raise DataError(f"k={k} must be at least k1 + 1 = {k1 + 1}")
+    lists = knn_lists(x, len(q), k, kind, nprobe=nprobe, **build)
+    return k_reciprocal_from_lists(lists, x, k1, k2, lambda_value)
+
+
+def dense_with_rest(idx: np.ndarray, dist: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """(Q, G) for scoring: the candidates' re-ranked distances (all <= 1), then every other gallery image
+    after them in its original order (2 + its original distance), the usual way to score top-k re-ranking.
+    Replaces `original` (Q, G), which must hold non-negative distances, in place."""
+    np.maximum(original, 0.0, out=original)
+    original += 2.0
+    ok = idx >= 0
+    original[np.nonzero(ok)[0], idx[ok]] = dist[ok]
+    return original
