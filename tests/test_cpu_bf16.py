@@ -81,14 +81,14 @@ def test_failing_self_check_makes_the_extractor_use_float32(checkpoint, failing_
     message = str(record[0].message)
     assert "\n" not in message and FAILED in message and "ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16" in message
     assert not extractor.cpu_autocast
-    np.testing.assert_array_equal(extractor(crops), FeatureExtractor(checkpoint, device="cpu")(crops))
+    np.testing.assert_array_equal(extractor(crops), FeatureExtractor(checkpoint, device="cpu", backend="torch")(crops))
 
 
 def test_a_nan_bf16_batch_is_recomputed_in_float32(checkpoint, passing_self_check, monkeypatch):
     import reid.inference.extractor as module
 
     crops = [np.random.default_rng(i).integers(0, 256, (40, 20, 3), dtype=np.uint8) for i in range(3)]
-    exact = FeatureExtractor(checkpoint, device="cpu")(crops)
+    exact = FeatureExtractor(checkpoint, device="cpu", backend="torch")(crops)
     extractor = FeatureExtractor(checkpoint, device="cpu", half=True)
     assert extractor.cpu_autocast
     real = module.embed_batch

@@ -111,7 +111,7 @@ def test_metrics_by_hand():
 
 
 def test_embed_detections_is_one_forward_pass_of_from_frame(checkpoint):
-    extractor = FeatureExtractor(checkpoint, device="cpu", batch_size=16)
+    extractor = FeatureExtractor(checkpoint, device="cpu", batch_size=16, backend="torch")  # a torch module to hook
     frame = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     tlwh = np.array([[10, 5, 30, 60], [50, 20, 25, 70], [-5, 50, 40, 90], [150, 10, 40, 80]], float)
     calls = []

@@ -27,11 +27,13 @@ from .common import bad_image_options, device_option, fail, pick_device
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnxruntime"]),
-    default="torch",
+    type=click.Choice(["auto", "torch", "onnxruntime", "openvino"]),
+    default="auto",
     show_default=True,
-    help="Who runs the network: torch, or onnxruntime (CPU, float32; see docs/scale.md).",
+    help="Who runs the network. auto: on the CPU in float32, onnxruntime, else openvino, else torch "
+    "(the fastest faithful one installed); torch on CUDA or with --half (docs/extraction.md).",
 )
+@click.option("--int8", is_flag=True, help="onnxruntime dynamic int8 quantisation: faster, not faithful to 1e-3.")
 @bad_image_options
 @device_option
 def extract(
@@ -51,6 +53,7 @@ def extract(
     skip_bad,
     verify_images,
     backend,
+    int8,
     **tta,
 ) -> None:
     """L2-normalised features of images into an HDF5 file, or of MOT detections into a DeepSORT file.
@@ -73,9 +76,10 @@ def extract(
     dev = pick_device(device)
     options = merge_cli(DEFAULTS, tta)
     model, pre, config, state = load_model(checkpoint, "cpu")
+    quantize = "int8" if int8 else None
     try:
         extractor = FeatureExtractor.from_model(
-            model, pre, dev, batch_size=batch_size, half=half, options=options, backend=backend
+            model, pre, dev, batch_size=batch_size, half=half, options=options, backend=backend, quantize=quantize
         )
     except ValueError as exc:
         raise fail(f"--backend {backend}: {exc}") from None
@@ -100,7 +104,8 @@ def extract(
             dataset, data_root or config.data.root, skip_bad=skip_bad, verify_images=verify_images
         ).split(split)
     weights = weights_fingerprint(state)
-    attrs = extraction.feature_attrs(checkpoint, config, weights, options, pre, extractor.half, backend)
+    attrs = extraction.feature_attrs(checkpoint, config, weights, options, pre, extractor.half, extractor.backend)
+    attrs["quantize"] = extractor.quantize or "none"
     rows = extraction.extract_to_h5(extractor, records, attrs, out, chunk, progress=not quiet, log=click.echo)
     click.echo(f"wrote {rows} x {extractor.feature_dim} features to {out}")
 

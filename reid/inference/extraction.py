@@ -112,6 +112,8 @@ def extract_to_h5(
 
     paths = [r.path for r in records]
     key = fingerprint(attrs["weights"], attrs["preprocess"], attrs["test_time_options"], attrs["half"], paths)
+    if attrs.get("quantize", "none") != "none":  # int8 rows are not float32 rows: never resume across
+        key += f"-{attrs['quantize']}"
     pids, camids = [r.pid for r in records], [r.camid for r in records]
     with PartialFeatureWriter(out, pids, camids, paths, extractor.feature_dim, attrs, key) as writer:
         if writer.resumed_from:

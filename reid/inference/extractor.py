@@ -28,11 +28,11 @@ from reid.errors import DataError
 from reid.models.cpu_bf16 import SAFE_ISA_HINT, Bf16FallbackWarning, cpu_bf16_allowed
 from reid.test_time import DEFAULTS, TestConfig
 
+from .extractor_backends import BACKENDS, build_runner, fold_batchnorm, resolve_backend
 from .features import embed_batch
 
 ImageLike = np.ndarray | str | Path
 COLORS = ("bgr", "rgb")
-BACKENDS = ("torch", "onnxruntime")
 
 
 def _as_bgr(image: ImageLike, color: str, index: int) -> np.ndarray:
@@ -83,9 +83,12 @@ class FeatureExtractor:
     of bf16 on this CPU: if it fails (a oneDNN fault on some AMX CPUs), float32 is used with a
     `Bf16FallbackWarning`, and a bf16 batch that comes out non-finite is recomputed in float32.
     options: test-time switches (flip, ...), as `reid test`.
-    backend: "torch" (default) or "onnxruntime": the same network (with flip / scales / beta)
-    exported to ONNX in memory and run by onnxruntime's CPU provider (float32). Pooling /
-    activation overrides and half need the torch backend.
+    backend: who runs the network. "auto" (default): on the CPU in float32, onnxruntime if installed,
+    else OpenVINO, else torch (the fastest faithful one measured, docs/extraction.md); torch otherwise.
+    "torch" (BN folded into the convolutions on the CPU), "onnxruntime" or "openvino": the
+    same network (flip / scales / beta) exported to ONNX in memory and run float32 on the CPU.
+    Pooling / activation overrides and half need torch.
+    quantize: None, or "int8": onnxruntime dynamic int8 quantisation (faster, not faithful to 1e-3).
     """
 
     def __init__(
@@ -96,14 +99,15 @@ class FeatureExtractor:
         half: bool = False,
         options: TestConfig = DEFAULTS,
         channels_last: bool = True,
-        backend: str = "torch",
+        backend: str = "auto",
+        quantize: str | None = None,
     ) -> None:
         from reid.models.loading import load_model
 
         if not isinstance(checkpoint, (str, Path)):
             raise DataError(f"checkpoint: expected a file or run folder path, got {type(checkpoint).__name__}")
         model, pre, _, _ = load_model(checkpoint, "cpu")
-        self._setup(model, pre, device, batch_size, half, options, channels_last, backend)
+        self._setup(model, pre, device, batch_size, half, options, channels_last, backend, quantize)
 
     @classmethod
     def from_model(
@@ -115,36 +119,37 @@ class FeatureExtractor:
         half: bool = False,
         options: TestConfig = DEFAULTS,
         channels_last: bool = True,
-        backend: str = "torch",
+        backend: str = "auto",
+        quantize: str | None = None,
     ) -> FeatureExtractor:
         """An extractor around a model already in memory (eval-mode forward -> (B, D))."""
         self = cls.__new__(cls)
-        self._setup(model, pre, device, batch_size, half, options, channels_last, backend)
+        self._setup(model, pre, device, batch_size, half, options, channels_last, backend, quantize)
         return self
 
-    def _setup(self, model, pre, device, batch_size, half, options, channels_last, backend="torch") -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        self.backend, self._ort = backend, None
+    def _setup(self, model, pre, device, batch_size, half, options, channels_last, backend, quantize) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = torch.device(device) if device is not None else _default_device()
+        self.backend = resolve_backend(backend, self.device, bool(half), options, quantize)
+        self.quantize, self._runner = quantize, None
         self.pre, self.batch_size, self.half, self.options = pre, int(batch_size), bool(half), options
         on_cuda = self.device.type == "cuda"
         self.dtype = torch.float16 if half and on_cuda else torch.float32
         # bf16 matmuls/convolutions with fp32 weights, if this CPU passes the self-check
         self.cpu_autocast = bool(half) and not on_cuda and cpu_bf16_allowed("FeatureExtractor(half=True)")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+        model = model.eval()
+        if self.backend == "torch" and self.device.type == "cpu" and options.leaky_slope is None:
+            model = fold_batchnorm(model, pre)  # a copy: the caller's model keeps its BN layers
+        self.model = model.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         std = torch.tensor(pre.std, dtype=torch.float32)
         # (x / 255 - mean) / std == x * scale + shift, per channel
         self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(self.device)
         self._shift = (-torch.tensor(pre.mean) / std).view(1, 3, 1, 1).to(self.device)
         self._buffer = np.empty((self.batch_size, pre.height, pre.width, 3), np.uint8)
-        if backend == "onnxruntime":
-            from .extractor_ort import ort_session
-
-            self._ort = ort_session(self.model, pre, options, self.device, bool(half))
+        if self.backend != "torch":
+            self._runner = build_runner(self.backend, self.model, pre, options, quantize)
         self.feature_dim = int(getattr(model, "feature_dim", 0)) or self._probe_dim()
 
     def _probe_dim(self) -> int:
@@ -156,8 +161,8 @@ class FeatureExtractor:
         x = torch.from_numpy(batch_hwc).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         x = x.float().mul_(self._scale).add_(self._shift)  # NHWC storage: already channels-last
         x = x.to(dtype=self.dtype, memory_format=self.memory_format)
-        if self._ort is not None:
-            return self._ort(x)
+        if self._runner is not None:
+            return self._runner(x)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_autocast):
             out = embed_batch(self.model, x, self.options).float().cpu()
         if self.cpu_autocast and not bool(torch.isfinite(out).all()):
@@ -203,7 +208,8 @@ class FeatureExtractor:
         return (
             f"FeatureExtractor({pre.height}x{pre.width} {pre.color}, dim={self.feature_dim}, device={self.device}, "
             f"batch_size={self.batch_size}, half={self.half}, options={self.options.describe()}"
-            + (f", backend={self.backend})" if self.backend != "torch" else ")")
+            + f", backend={self.backend}"
+            + (f", quantize={self.quantize})" if self.quantize else ")")
         )
 
 
@@ -211,4 +217,4 @@ def _default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-__all__ = ["FeatureExtractor", "as_xyxy", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]
+__all__ = ["BACKENDS", "FeatureExtractor", "as_xyxy", "boxes_from_tlwh", "clip_boxes", "crop_boxes", "resize_into"]

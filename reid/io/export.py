@@ -12,6 +12,7 @@ Everything a caller needs to feed it is recorded with the file: ONNX `metadata_p
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -108,6 +109,75 @@ def export_onnx(
         onnx.save(proto, tmp)
 
     return _atomic(Path(path), write)
+
+
+def quantize_int8_file(src: str | Path, dst: str | Path) -> None:
+    """onnxruntime dynamic int8 quantisation of the ONNX file `src` into `dst` (weights int8 per channel,
+    activations quantised per batch), after onnxruntime's pre-processing (shape inference, graph
+    clean-up: the exporter's Identity nodes for weights used twice, as with flip, block quantisation)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "please run pre-processing first" and similar notices
+        ready = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(ready), skip_symbolic_shape=True)
+        quantize_dynamic(ready, dst, per_channel=True, weight_type=QuantType.QInt8)
+
+
+def quantize_onnx_int8(path: str | Path) -> Path:
+    """Rewrite an exported ONNX file int8 (`quantize_int8_file`), keeping its metadata plus `"quantize": "int8"`."""
+    import onnx
+
+    path = Path(path)
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    metadata["quantize"] = json.dumps("int8")
+
+    def write(tmp: str) -> None:
+        quantize_int8_file(path, tmp)
+        proto = onnx.load(tmp)
+        del proto.metadata_props[:]
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, tmp)
+
+    return _atomic(path, write)
+
+
+def export_openvino(onnx_path: str | Path, path: str | Path, metadata: dict) -> Path:
+    """OpenVINO IR (`path` .xml + its .bin) converted from an exported ONNX file; `metadata` in the
+    model's rt_info under "reid" (values JSON). Both files are written to temporary names first."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ReidError("OpenVINO export needs the openvino package (pip install 'reid[openvino]')") from None
+    path = Path(path)
+    model = ov.Core().read_model(str(onnx_path))
+    for key, value in metadata.items():
+        model.set_rt_info(json.dumps(value), ["reid", key])
+    bin_path = path.with_suffix(".bin")
+    with atomic_path(path) as tmp_xml, atomic_path(bin_path) as tmp_bin:  # the .bin lands first
+        staging = Path(tmp_xml).with_name(Path(tmp_xml).name + ".stage.xml")
+        try:
+            ov.save_model(model, str(staging), compress_to_fp16=False)
+            Path(staging).replace(tmp_xml)
+            staging.with_suffix(".bin").replace(tmp_bin)
+        finally:
+            staging.unlink(missing_ok=True)
+            staging.with_suffix(".bin").unlink(missing_ok=True)
+    return path
+
+
+def openvino_max_abs_difference(path: str | Path, graph: InferenceGraph, inputs: torch.Tensor) -> float:
+    """max |OpenVINO(inputs) - PyTorch(inputs)| (float32 inference precision)."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ours = np.asarray(compiled({0: inputs.numpy()})[compiled.output(0)])
+    with torch.no_grad():
+        reference = graph(inputs).numpy()
+    return float(np.abs(ours - reference).max())
 
 
 def export_torchscript(graph: InferenceGraph, example: torch.Tensor, path: str | Path, metadata: dict) -> Path:
