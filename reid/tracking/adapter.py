@@ -77,7 +77,8 @@ def tracking_extractor(
     backend: str = "auto",
 ) -> FeatureExtractor:
     """A `FeatureExtractor` set up for per-frame tracking; `backend` is passed through ('auto': see resolve_backend)."""
-    return FeatureExtractor(checkpoint, device=device, batch_size=batch_size, backend=resolve_backend(backend, device))
+    resolve_backend(backend, device)  # checks the name
+    return FeatureExtractor(checkpoint, device=device, batch_size=batch_size, backend=backend)
 
 
 def embed_detections(
