@@ -51,6 +51,42 @@ def test_motion_baselines_keep_the_deepsort_settings():
         make_tracker(options, "kalman")
 
 
+def test_iou_stage_over_all_tracks_resumes_a_track_whose_appearance_changed():
+    """Across a 3-frame gap the person's feature turns orthogonal (a turn, an occlusion): the appearance
+    cascade cannot match it and DeepSORT's IoU stage no longer sees the track; SORT's stage after the
+    cascade (iou_all_tracks) resumes it by the Kalman-predicted box."""
+    from reid.tracking.motion import AppearanceThenSortTracker
+
+    before, after = np.eye(8)[0], np.eye(8)[1]
+
+    def embedder(image, boxes):  # the walker's x passes 70 only after the gap
+        return np.array([before if x < 70 else after for x in boxes[:, 0]]).reshape(len(boxes), 8)
+
+    frames = _walker_with_gap(range(11, 14))
+    ids = {}
+    for iou_all in (False, True):
+        options = TrackerOptions(iou_all_tracks=iou_all)
+        tracker = make_tracker(options, "model")
+        assert (type(tracker.tracker) is AppearanceThenSortTracker) == iou_all
+        ids[iou_all] = set(track(frames, embedder, tracker, options, progress=False).rows[:, 1].astype(int))
+    assert ids == {False: {1, 2}, True: {1}}
+    # no appearance change: the cascade alone resumes it, with or without the extra stage
+    same = {
+        iou_all: set(
+            track(
+                frames,
+                lambda im, b: np.tile(before, (len(b), 1)),
+                make_tracker(TrackerOptions(iou_all_tracks=iou_all), "model"),
+                progress=False,
+            )
+            .rows[:, 1]
+            .astype(int)
+        )
+        for iou_all in (False, True)
+    }
+    assert same == {False: {1}, True: {1}}
+
+
 def test_resolve_backend():
     assert resolve_backend("torch", "cpu") == "torch"
     assert resolve_backend("auto", "cpu") == "onnxruntime"  # onnxruntime is a test dependency
@@ -100,3 +136,10 @@ def test_reid_track_motion_baselines_and_backend(checkpoint, crossing, tmp_path)
     result = CliRunner().invoke(cli, [*args, "--quiet", "--max-frames", "5", "--out", str(tmp_path / "o.txt")])
     assert result.exit_code == 0, result.output
     assert "[onnxruntime]" in result.output
+    result = CliRunner().invoke(
+        cli, [*args, "--quiet", "--max-frames", "5", "--iou-all-tracks", "--out", str(tmp_path / "s.txt")]
+    )
+    assert result.exit_code == 0, result.output
+    bad = CliRunner().invoke(cli, [*args, "--max-iou-distance", "0", "--out", str(tmp_path / "b.txt")])
+    assert bad.exit_code != 0 and "--max-iou-distance must be in (0, 1], got 0.0" in bad.output
+    assert "Traceback" not in bad.output

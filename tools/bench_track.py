@@ -18,6 +18,8 @@ Methods, all deep-sort-realtime's Kalman filter and track life cycle:
   random     a random unit vector per detection
   untrained  the checkpoint's architecture with its random initial weights (seed 0)
   trained    the checkpoint (-m), DeepSORT defaults (n_init 3, max_age 30, gate 0.3)
+  trained+sort the checkpoint with best-motion's n_init / max_age / max_iou_distance, and after
+             the appearance cascade SORT's IoU stage over every unmatched track (--iou-all-tracks)
 HOTA, IDF1, MOTA are TrackEval's, averaged over scenes; IDSW summed; frames/s is over all
 frames of all scenes (reading frames included); embed/track are ms per frame, wall and CPU
 time of this process (on a shared machine CPU time is the fairer figure).
@@ -173,6 +175,14 @@ def print_quality(rows: dict, seqs: list[Path], args, per_scene: list[dict], bes
         f"trained IDF1 vs iou: {margins['vs_iou']:+.1f} points; vs the best no-appearance row ({best}): "
         f"{margins['vs_best_no_appearance']:+.1f} points (per scene {per})"
     )
+    if "trained+sort" in rows:
+        per_scene_sort = [100 * (idf1["trained+sort", q.name] - idf1[best, q.name]) for q in seqs]
+        margins["trained+sort_vs_best_no_appearance"] = 100 * (rows["trained+sort"]["IDF1"] - rows[best]["IDF1"])
+        margins["trained+sort_per_scene_vs_best"] = per_scene_sort
+        print(
+            f"trained+sort IDF1 vs {best}: {margins['trained+sort_vs_best_no_appearance']:+.1f} points "
+            f"(per scene {' '.join(f'{m:+.1f}' for m in per_scene_sort)})"
+        )
     return margins
 
 
@@ -272,6 +282,13 @@ def main() -> None:
         best_label = f"{method} " + " ".join(f"{k}={v}" for k, v in knobs.items())
         methods["best-motion"] = (method, None, TrackerOptions(max_cosine_distance=args.max_cosine_distance, **knobs))
     methods.update({"random": ("random", None, options), **{k: ("model", v, options) for k, v in models.items()}})
+    if tuned:  # the trained features with the tuned baseline's track management, and SORT's IoU stage after them
+        knobs = {k: v for k, v in tuned.items() if k != "method"}
+        methods["trained+sort"] = (
+            "model",
+            models["trained"],
+            TrackerOptions(max_cosine_distance=args.max_cosine_distance, iou_all_tracks=True, **knobs),
+        )
     per_scene: list[dict] = []
     rows = quality(seqs, methods, per_scene)
     margins = print_quality(rows, seqs, args, per_scene, best_label)

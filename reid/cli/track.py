@@ -49,6 +49,13 @@ from .common import device_option, fail, pick_device
 @click.option("--max-cosine-distance", default=0.3, show_default=True, help="Appearance gate of DeepSORT.")
 @click.option("--max-age", default=30, show_default=True, help="Frames a lost track is kept.")
 @click.option("--n-init", default=3, show_default=True, help="Detections before a track is confirmed.")
+@click.option("--max-iou-distance", default=0.7, show_default=True, help="IoU stage gate (1 - IoU).")
+@click.option(
+    "--iou-all-tracks",
+    is_flag=True,
+    help="With features: after the appearance cascade, IoU over every unmatched track (SORT's stage), "
+    "not only tracks missed for one frame.",
+)
 @click.option("--min-confidence", default=0.0, show_default=True, help="Drop detections scored below this.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option("--hog-upscale", default=1.5, show_default=True, help="HOG: upscale frames (finds people under 128 px).")
@@ -70,6 +77,8 @@ def track(
     max_cosine_distance,
     max_age,
     n_init,
+    max_iou_distance,
+    iou_all_tracks,
     min_confidence,
     max_frames,
     hog_upscale,
@@ -97,6 +106,8 @@ def track(
         raise fail("--appearance model needs -m CHECKPOINT (or use --appearance none / motion / sort, no model)")
     if batch_size < 1 or max_age < 1 or n_init < 1 or (max_frames is not None and max_frames < 1):
         raise fail("--batch-size, --max-age, --n-init and --max-frames must be positive")
+    if not 0.0 < max_iou_distance <= 1.0:
+        raise fail(f"--max-iou-distance must be in (0, 1], got {max_iou_distance}")
     if render and not render.lower().endswith((".mp4", ".avi")):
         raise fail(f"--render {render}: give an .mp4 (or .avi) file name")
     extractor = None
@@ -112,7 +123,12 @@ def track(
         except ValueError as err:  # e.g. onnxruntime not installed
             raise fail(f"--backend {backend}: {err}") from None
     options = TrackerOptions(
-        max_age=max_age, n_init=n_init, max_cosine_distance=max_cosine_distance, min_confidence=min_confidence
+        max_age=max_age,
+        n_init=n_init,
+        max_cosine_distance=max_cosine_distance,
+        max_iou_distance=max_iou_distance,
+        min_confidence=min_confidence,
+        iou_all_tracks=iou_all_tracks,
     )
     saved: list = []
     if mot:

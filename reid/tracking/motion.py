@@ -11,6 +11,11 @@ Two stronger motion-only associations on the same Kalman filter and track life c
   so its gate widens and it can be resumed within `max_age` frames.
 - "sort": one IoU assignment between all tracks (Kalman-predicted boxes, however long missed)
   and all detections, as SORT does, with DeepSORT's `n_init` / `max_age` track management.
+
+With appearance, `AppearanceThenSortTracker` keeps DeepSORT's appearance cascade and widens its
+IoU stage to every track the cascade left (SORT's stage): a track whose appearance changed (a
+turn, an occlusion) can still be resumed by motion, which DeepSORT alone never does after one
+missed frame.
 """
 
 from __future__ import annotations
@@ -70,11 +75,28 @@ class SortTracker(Tracker):
         )
 
 
+class AppearanceThenSortTracker(Tracker):
+    """DeepSORT's appearance cascade for confirmed tracks, then IoU over every track still unmatched."""
+
+    def _match(self, detections):
+        matches_a, unmatched_a, unmatched_dets = super()._match(detections)
+        # super()'s IoU stage saw tentative tracks and tracks missed for one frame: give the rest the same chance
+        rest = [k for k in unmatched_a if self.tracks[k].time_since_update > 1 and self.tracks[k].is_confirmed()]
+        matches_b, unmatched_b, unmatched_dets = linear_assignment.min_cost_matching(
+            _iou_all, self.max_iou_distance, self.tracks, detections, rest, unmatched_dets
+        )
+        unmatched = [k for k in unmatched_a if k not in rest] + unmatched_b
+        return matches_a + matches_b, unmatched, unmatched_dets
+
+
 def use_motion_association(deepsort, mode: str) -> None:
-    """Swap the Tracker inside a deep_sort_realtime `DeepSort` for a motion-only one (same settings)."""
-    classes = {"motion": MahalanobisTracker, "sort": SortTracker}
+    """Swap the Tracker inside a deep_sort_realtime `DeepSort` for another association (same settings).
+
+    mode: "motion" / "sort" (no appearance) or "appearance+sort" (`AppearanceThenSortTracker`).
+    """
+    classes = {"motion": MahalanobisTracker, "sort": SortTracker, "appearance+sort": AppearanceThenSortTracker}
     if mode not in classes:
-        raise ValueError(f"motion mode must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
+        raise ValueError(f"association must be one of {', '.join(classes)}, got {mode!r}")
     old = deepsort.tracker
     deepsort.tracker = classes[mode](
         old.metric,
@@ -87,4 +109,4 @@ def use_motion_association(deepsort, mode: str) -> None:
     deepsort.tracker.track_class = old.track_class
 
 
-__all__ = ["MOTION_MODES", "MahalanobisTracker", "SortTracker", "use_motion_association"]
+__all__ = ["MOTION_MODES", "AppearanceThenSortTracker", "MahalanobisTracker", "SortTracker", "use_motion_association"]

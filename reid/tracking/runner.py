@@ -43,6 +43,8 @@ class TrackerOptions:
     max_iou_distance: float = 0.7
     nn_budget: int | None = 100
     min_confidence: float = 0.0
+    # with appearance: after the cascade, IoU over every unmatched track (not only those missed one frame)
+    iou_all_tracks: bool = False
 
 
 @dataclass
@@ -121,7 +123,8 @@ def make_embedder(appearance: str, extractor=None, seed: int = 0, dim: int = 128
 def make_tracker(options: TrackerOptions, appearance: str):
     """A deep_sort_realtime DeepSort that takes outside embeddings (its own embedder is never built).
 
-    With appearance "motion" or "sort" its association is swapped for a motion-only one.
+    With appearance "motion" or "sort" its association is swapped for a motion-only one; with features
+    and `options.iou_all_tracks`, for the appearance cascade followed by SORT's IoU stage.
     """
     from deep_sort_realtime.deepsort_tracker import DeepSort
 
@@ -135,10 +138,10 @@ def make_tracker(options: TrackerOptions, appearance: str):
         nn_budget=options.nn_budget,
         embedder=None,
     )
-    if appearance in ("motion", "sort"):
+    if appearance in ("motion", "sort") or (options.iou_all_tracks and appearance not in NO_APPEARANCE):
         from .motion import use_motion_association
 
-        use_motion_association(deepsort, appearance)
+        use_motion_association(deepsort, appearance if appearance in NO_APPEARANCE else "appearance+sort")
     return deepsort
 
 
