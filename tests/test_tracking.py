@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from reid.cli import cli
 from reid.errors import DataError
 from reid.inference.extractor import FeatureExtractor
-from reid.tracking import embed_detections, to_xyxy
+from reid.tracking import embed_detections, to_xyxy, tracking_extractor
 from reid.tracking.io import read_mot_rows
 from reid.tracking.metrics import evaluate_tracks
 
@@ -139,7 +139,7 @@ def test_the_ten_line_deepsort_example_runs(checkpoint, crossing):
 
     video = ((f.image, f.detections[:, :4], f.detections[:, 4]) for f in mot_frames(crossing)[1])
     # --- docs/tracking.md example ---
-    extractor = FeatureExtractor(checkpoint, batch_size=64)
+    extractor = tracking_extractor(checkpoint)  # onnxruntime on the CPU when installed, else torch
     tracker = DeepSort(embedder=None, max_cosine_distance=0.3)
     for frame, boxes, scores in video:  # boxes (N, 4): left, top, width, height
         feats = embed_detections(extractor, frame, boxes)  # (N, D), one forward pass
@@ -148,7 +148,7 @@ def test_the_ten_line_deepsort_example_runs(checkpoint, crossing):
             if t.is_confirmed() and t.time_since_update == 0:
                 print(t.track_id, t.to_ltwh())
     # --- end ---
-    assert any(t.is_confirmed() for t in tracks)
+    assert any(t.is_confirmed() for t in tracks) and extractor.backend == "onnxruntime"
 
 
 def test_reid_track_on_a_sequence_with_ground_truth(checkpoint, crossing, tmp_path):

@@ -33,14 +33,29 @@ from .common import device_option, fail, pick_device
 )
 @click.option(
     "--appearance",
-    type=click.Choice(["model", "none", "random"]),
+    type=click.Choice(["model", "none", "motion", "sort", "random"]),
     default="model",
     show_default=True,
-    help="none: DeepSORT without its appearance cascade (the IoU baseline); random: random features.",
+    help="none: DeepSORT without its appearance cascade (IoU stage only); motion: Mahalanobis cascade without "
+    "features; sort: IoU over all Kalman-predicted tracks (SORT); random: random features.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "onnxruntime"]),
+    default="auto",
+    show_default=True,
+    help="Who runs the network: auto = onnxruntime on the CPU when installed (no fixed per-call cost), else torch.",
 )
 @click.option("--max-cosine-distance", default=0.3, show_default=True, help="Appearance gate of DeepSORT.")
 @click.option("--max-age", default=30, show_default=True, help="Frames a lost track is kept.")
 @click.option("--n-init", default=3, show_default=True, help="Detections before a track is confirmed.")
+@click.option("--max-iou-distance", default=0.7, show_default=True, help="IoU stage gate (1 - IoU).")
+@click.option(
+    "--iou-all-tracks",
+    is_flag=True,
+    help="With features: after the appearance cascade, IoU over every unmatched track (SORT's stage), "
+    "not only tracks missed for one frame.",
+)
 @click.option("--min-confidence", default=0.0, show_default=True, help="Drop detections scored below this.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option("--hog-upscale", default=1.5, show_default=True, help="HOG: upscale frames (finds people under 128 px).")
@@ -62,12 +77,15 @@ def track(
     max_cosine_distance,
     max_age,
     n_init,
+    max_iou_distance,
+    iou_all_tracks,
     min_confidence,
     max_frames,
     hog_upscale,
     batch_size,
     quiet,
     device,
+    backend,
 ) -> None:
     """Track people with DeepSORT fed by this project's features; write tracks in MOTChallenge format.
 
@@ -85,18 +103,32 @@ def track(
     if save_detections and not detector:
         raise fail("--save-detections goes with --detector")
     if appearance == "model" and not checkpoint:
-        raise fail("--appearance model needs -m CHECKPOINT (or use --appearance none for the IoU baseline)")
+        raise fail("--appearance model needs -m CHECKPOINT (or use --appearance none / motion / sort, no model)")
     if batch_size < 1 or max_age < 1 or n_init < 1 or (max_frames is not None and max_frames < 1):
         raise fail("--batch-size, --max-age, --n-init and --max-frames must be positive")
+    if not 0.0 < max_iou_distance <= 1.0:
+        raise fail(f"--max-iou-distance must be in (0, 1], got {max_iou_distance}")
     if render and not render.lower().endswith((".mp4", ".avi")):
         raise fail(f"--render {render}: give an .mp4 (or .avi) file name")
     extractor = None
     if appearance == "model":
-        from reid.inference.extractor import FeatureExtractor
+        from reid.tracking.adapter import resolve_backend, tracking_extractor
 
-        extractor = FeatureExtractor(checkpoint, device=pick_device(device), batch_size=batch_size)
+        dev = pick_device(device)
+        if backend == "onnxruntime" and not str(dev).startswith("cpu"):
+            raise fail(f"--backend onnxruntime runs on the CPU: use --device cpu (got --device {dev})")
+        try:
+            resolved = resolve_backend(backend, str(dev))
+            extractor = tracking_extractor(checkpoint, device=str(dev), batch_size=batch_size, backend=resolved)
+        except ValueError as err:  # e.g. onnxruntime not installed
+            raise fail(f"--backend {backend}: {err}") from None
     options = TrackerOptions(
-        max_age=max_age, n_init=n_init, max_cosine_distance=max_cosine_distance, min_confidence=min_confidence
+        max_age=max_age,
+        n_init=n_init,
+        max_cosine_distance=max_cosine_distance,
+        max_iou_distance=max_iou_distance,
+        min_confidence=min_confidence,
+        iou_all_tracks=iou_all_tracks,
     )
     saved: list = []
     if mot:
@@ -143,7 +175,7 @@ def track(
         from reid.tracking.report import write_detection_file
 
         click.echo(f"wrote {write_detection_file(saved, save_detections)} detections to {save_detections}")
-    click.echo(f"{name}: {result.summary()}")
+    click.echo(f"{name}: {result.summary()}" + (f" [{extractor.backend}]" if extractor is not None else ""))
     click.echo(
         f"wrote {len(result.rows)} boxes of {result.num_tracks} tracks to {out}"
         + (f" and the video {render}" if render else "")

@@ -5,6 +5,6 @@ and re-ID training data cut from tracking ground truth (from_mot).
 `trackeval` (both installed by `make install`), imported only when used.
 """
 
-from .adapter import BOX_FORMATS, embed_detections, to_xyxy
+from .adapter import BOX_FORMATS, embed_detections, to_xyxy, tracking_extractor
 
-__all__ = ["BOX_FORMATS", "embed_detections", "to_xyxy"]
+__all__ = ["BOX_FORMATS", "embed_detections", "to_xyxy", "tracking_extractor"]

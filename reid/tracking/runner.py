@@ -5,8 +5,9 @@ forward pass per frame); "random" gives each detection a random unit vector (wha
 features without information buy); "none" switches DeepSORT's appearance cascade off
 (`max_cosine_distance` -1 with a constant feature), leaving its IoU stage on Kalman-predicted
 boxes. In DeepSORT that IoU stage only sees tracks updated in the previous frame, so
-without appearance a track missed for a frame is not resumed: the baseline is DeepSORT
-without features, not SORT.
+with "none" a track missed for two frames is not resumed. "motion" and "sort" are the
+stronger motion-only baselines of `reid.tracking.motion` (Mahalanobis cascade; SORT's IoU
+over all tracks), with the same constant feature.
 
 Result rows are `frame, id, left, top, width, height, conf, -1, -1, -1`, written for the
 confirmed tracks matched to a detection in that frame (their Kalman-corrected box), ids
@@ -28,7 +29,8 @@ from reid.io.atomic import atomic_path
 
 from .adapter import embed_detections
 
-APPEARANCES = ("model", "random", "none")
+APPEARANCES = ("model", "random", "none", "motion", "sort")
+NO_APPEARANCE = ("none", "motion", "sort")  # a constant feature, the appearance gate closed
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class TrackerOptions:
     max_iou_distance: float = 0.7
     nn_budget: int | None = 100
     min_confidence: float = 0.0
+    # with appearance: after the cascade, IoU over every unmatched track (not only those missed one frame)
+    iou_all_tracks: bool = False
 
 
 @dataclass
@@ -57,6 +61,7 @@ class TrackingResult:
     rows: np.ndarray  # (M, 10) MOT result rows
     frames: int
     seconds: dict[str, float] = field(default_factory=dict)  # wall time: read / embed / track / total
+    # (+ crops / forward, the two parts of embed, with appearance "model")
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time of this process, same keys
     detections: int = 0
 
@@ -75,6 +80,8 @@ class TrackingResult:
             f"{name} {ms.get(key, 0):.1f} ms ({cpu.get(key, 0):.1f} CPU)"
             for name, key in (("read+detect", "read"), ("embed", "embed"), ("track", "track"))
         )
+        if "forward" in cpu:
+            steps += f" (embed CPU: crops {cpu['crops']:.1f}, forward {cpu['forward']:.1f})"
         return (
             f"{self.frames} frames, {self.detections} detections, {self.num_tracks} tracks, "
             f"{self.fps:.1f} frames/s; per frame: {steps}"
@@ -84,12 +91,22 @@ class TrackingResult:
 Embedder = Callable[[np.ndarray | None, np.ndarray], np.ndarray]
 
 
+class ModelEmbedder:
+    """`embed_detections` of an extractor; `timings` adds up its crops / forward seconds (see the adapter)."""
+
+    def __init__(self, extractor) -> None:
+        self.extractor, self.timings = extractor, {}
+
+    def __call__(self, image: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
+        return embed_detections(self.extractor, image, boxes, "tlwh", timings=self.timings)
+
+
 def make_embedder(appearance: str, extractor=None, seed: int = 0, dim: int = 128) -> Embedder:
     """(image, boxes tlwh (N, 4)) -> features (N, D) for an appearance mode (see the module docstring)."""
     if appearance == "model":
         if extractor is None:
             raise ValueError("appearance 'model' needs a FeatureExtractor")
-        return lambda image, boxes: embed_detections(extractor, image, boxes, "tlwh")
+        return ModelEmbedder(extractor)
     if appearance == "random":
         rng = np.random.default_rng(seed)
 
@@ -98,23 +115,34 @@ def make_embedder(appearance: str, extractor=None, seed: int = 0, dim: int = 128
             return feats / np.linalg.norm(feats, axis=1, keepdims=True)
 
         return random_features
-    if appearance == "none":
+    if appearance in NO_APPEARANCE:
         return lambda image, boxes: np.ones((len(boxes), 1), np.float32)
     raise ValueError(f"appearance must be one of {', '.join(APPEARANCES)}, got {appearance!r}")
 
 
 def make_tracker(options: TrackerOptions, appearance: str):
-    """A deep_sort_realtime DeepSort that takes outside embeddings (its own embedder is never built)."""
+    """A deep_sort_realtime DeepSort that takes outside embeddings (its own embedder is never built).
+
+    With appearance "motion" or "sort" its association is swapped for a motion-only one; with features
+    and `options.iou_all_tracks`, for the appearance cascade followed by SORT's IoU stage.
+    """
     from deep_sort_realtime.deepsort_tracker import DeepSort
 
-    return DeepSort(
+    if appearance not in APPEARANCES:
+        raise ValueError(f"appearance must be one of {', '.join(APPEARANCES)}, got {appearance!r}")
+    deepsort = DeepSort(
         max_age=options.max_age,
         n_init=options.n_init,
         max_iou_distance=options.max_iou_distance,
-        max_cosine_distance=-1.0 if appearance == "none" else options.max_cosine_distance,
+        max_cosine_distance=-1.0 if appearance in NO_APPEARANCE else options.max_cosine_distance,
         nn_budget=options.nn_budget,
         embedder=None,
     )
+    if appearance in ("motion", "sort") or (options.iou_all_tracks and appearance not in NO_APPEARANCE):
+        from .motion import use_motion_association
+
+        use_motion_association(deepsort, appearance if appearance in NO_APPEARANCE else "appearance+sort")
+    return deepsort
 
 
 def track(
@@ -168,6 +196,10 @@ def track(
     bar.close()
     seconds["total"] = time.perf_counter() - start
     cpu["total"] = time.process_time() - cpu_start
+    stages = getattr(embedder, "timings", None) or {}
+    for key in ("crops", "forward"):
+        if key in stages:
+            seconds[key], cpu[key] = stages[key], stages[f"{key}_cpu"]
     return TrackingResult(np.array(out, np.float64).reshape(-1, 10), count, seconds, cpu, dets_seen)
 
 
@@ -221,7 +253,9 @@ def mot_frames(seq_dir: str | Path, detections: str | Path | None = None, need_i
 
 __all__ = [
     "APPEARANCES",
+    "NO_APPEARANCE",
     "Frame",
+    "ModelEmbedder",
     "TrackerOptions",
     "TrackingResult",
     "make_embedder",
