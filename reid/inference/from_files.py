@@ -54,9 +54,16 @@ def rerank_feature_files(q: FeatureSet, g: FeatureSet, settings: TestConfig, top
     result = RerankFiles(folder / "topk.json", k, None)
     if not ((q.pids >= 0).any() and (g.pids >= 0).any()):
         return result
+    return score_into(result, folder, q, g, {"original": original, settings.describe_post(): reranked})
+
+
+def score_into(
+    result: RerankFiles, folder: Path, q: FeatureSet, g: FeatureSet, matrices: dict[str, np.ndarray]
+) -> RerankFiles:
+    """Metrics of each named (Q, G) distance matrix into `result` and FOLDER/metrics.json."""
     rows = {}
     try:
-        for name, dist in (("original", original), (settings.describe_post(), reranked)):
+        for name, dist in matrices.items():
             rows[name] = evaluate_rank(dist, q.pids, g.pids, q.camids, g.camids).as_dict()
     except ValueError as exc:  # e.g. no query id in the gallery: the lists stand, the scores do not
         result.no_metrics = str(exc)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reid.evaluation import evaluate_rank
 from reid.evaluation.distance import cosine_distance
-from reid.inference.from_files import RerankFiles
+from reid.inference.from_files import RerankFiles, score_into
 from reid.inference.pipeline import expand_queries
 from reid.io.atomic import write_text
 from reid.io.features import FeatureSet
@@ -56,14 +55,5 @@ def rerank_knn_feature_files(
         return result
     original = cosine_distance(q.features, g.features, normalized=True)
     reranked = dense_with_rest(idx, dist, original.copy())
-    rows = {}
-    try:
-        name = settings.describe_post() + f"+knn({knn},{kind})"
-        for label, matrix in (("original", original), (name, reranked)):
-            rows[label] = evaluate_rank(matrix, q.pids, g.pids, q.camids, g.camids).as_dict()
-    except ValueError as exc:  # e.g. no query id in the gallery: the lists stand, the scores do not
-        result.no_metrics = str(exc)
-        return result
-    write_text(folder / "metrics.json", json.dumps(rows, indent=2))
-    result.rows = rows
-    return result
+    name = settings.describe_post() + f"+knn({knn},{kind})"
+    return score_into(result, folder, q, g, {"original": original, name: reranked})
