@@ -79,3 +79,29 @@ def test_refuses_to_overwrite_and_rejects_impossible_specs(tmp_path, tiny_root):
         generate(tiny_root / "synthetic-market", TINY, progress=False)
     with pytest.raises(ReidError, match="at least 4 identities"):
         generate(tmp_path / "x", SynthSpec(identities=2), progress=False)
+
+
+def _generate_in_child(out: str, spec: SynthSpec) -> None:
+    try:
+        generate(out, spec, progress=False)
+    except ReidError:  # started after the other process had renamed its folder into place
+        pass
+
+
+def test_two_processes_generating_the_same_data_leave_one_complete_copy(tmp_path):
+    """Each process builds in a folder of its own; the loser of the race keeps the winner's copy."""
+    import multiprocessing
+
+    spec = SynthSpec(identities=6, images_per_identity=4, cameras=2, height=48, width=24, seed=5)
+    out = tmp_path / "data"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_generate_in_child, args=(str(out), spec)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    generate(tmp_path / "reference", spec, progress=False)
+    files = sorted(p.relative_to(out) for p in out.rglob("*.jpg"))
+    assert files == sorted(p.relative_to(tmp_path / "reference") for p in (tmp_path / "reference").rglob("*.jpg"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "reference"]  # no .partial folder left

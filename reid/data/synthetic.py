@@ -8,6 +8,7 @@ rate, so matching across cameras is hard but learnable. Deterministic for a seed
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,8 +226,9 @@ def _name(pid: int, cam: int, frame: int, box: int) -> str:
 def generate(out: str | Path, spec: SynthSpec, overwrite: bool = False, progress: bool = True) -> dict:
     """Write the dataset to `out` (Market-1501 layout) and return its counts.
 
-    The folder is built next to `out` and renamed into place, so an interrupted run
-    never leaves a half-written dataset that looks complete.
+    The folder is built next to `out` (a folder of this process's own) and renamed into place, so
+    an interrupted run never leaves a half-written dataset that looks complete, and processes that
+    generate the same data at once cannot write into each other's folder.
     """
     out = Path(out)
     if spec.identities < 4 or spec.cameras < 2 or spec.images_per_identity < 4:
@@ -236,7 +238,7 @@ def generate(out: str | Path, spec: SynthSpec, overwrite: bool = False, progress
         raise ReidError(f"cameras per identity {lo}..{hi} does not fit {spec.cameras} cameras (need 2 <= lo <= hi)")
     if out.exists() and not overwrite:
         raise ReidError(f"{out}: already exists (use --overwrite to replace it)")
-    tmp = out.with_name(out.name + ".partial")
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     folders = {k: tmp / k for k in ("bounding_box_train", "query", "bounding_box_test")}
     for folder in folders.values():
@@ -291,8 +293,11 @@ def generate(out: str | Path, spec: SynthSpec, overwrite: bool = False, progress
         counts["junk"] += 1
         bar.update()
     bar.close()
+    counts.update(train_ids=len(train_pids), test_ids=len(test_pids))
+    if out.exists() and not overwrite:  # another process finished the same data first: keep its folder
+        shutil.rmtree(tmp)
+        return counts
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    counts.update(train_ids=len(train_pids), test_ids=len(test_pids))
     return counts
