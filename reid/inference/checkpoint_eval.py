@@ -98,20 +98,25 @@ def evaluate(run: CheckpointEval) -> tuple[dict, Any, Any]:
         )
     except ModuleNotFoundError as exc:
         raise ReidError(f"--qe/--rerank: {exc.name} is not available in this installation") from None
-    label = Path(run.checkpoint).name + (f" ensemble({mode}, {len(models)})" if settings.ensemble else "")
-    record = {
+    record = _record(run, settings, len(models), result, extract_s, post_s, {"cmc": [float(v) for v in result.cmc]})
+    return record, result, distmat
+
+
+def _record(run: CheckpointEval, settings: TestConfig, num_models: int, result, extract_s, post_s, extra: dict) -> dict:
+    """The JSON record of one evaluation: what was evaluated, how, the metrics (+ `extra`) and the times."""
+    mode = settings.ensemble_mode
+    return {
         "dataset": run.data.name,
         "checkpoint": str(run.checkpoint),
-        "label": label,
+        "label": Path(run.checkpoint).name + (f" ensemble({mode}, {num_models})" if settings.ensemble else ""),
         **result.as_dict(),
-        "cmc": [float(v) for v in result.cmc],
+        **extra,
         "options": settings.feature_dict(),
         "post": settings.post_dict(),
         "ensemble": {"snapshots": [str(p) for p in run.snapshots], "mode": mode} if settings.ensemble else None,
         "extract_s": extract_s,
         "post_s": post_s,
     }
-    return record, result, distmat
 
 
 def retrieval_settings(settings: TestConfig, protocol: Any, opts: dict, cfg: TestConfig) -> TestConfig:
@@ -140,21 +145,8 @@ def evaluate_retrieval(run: CheckpointEval, protocol: Any, opts: dict) -> tuple[
         result, post_s = score_retrieval(q, g, data.query, data.gallery, protocol, settings)
     except ModuleNotFoundError as exc:
         raise ReidError(f"--qe/--rerank: {exc.name} is not available in this installation") from None
-    label = Path(run.checkpoint).name + (f" ensemble({mode}, {len(models)})" if settings.ensemble else "")
-    record = {
-        "dataset": data.name,
-        "checkpoint": str(run.checkpoint),
-        "label": label,
-        **result.as_dict(),
-        "protocol": protocol.name,
-        "notes": result.notes,
-        "options": settings.feature_dict(),
-        "post": settings.post_dict(),
-        "ensemble": {"snapshots": [str(p) for p in run.snapshots], "mode": mode} if settings.ensemble else None,
-        "extract_s": extract_s,
-        "post_s": post_s,
-    }
-    return record, result, settings
+    extra = {"protocol": protocol.name, "notes": result.notes}
+    return _record(run, settings, len(models), result, extract_s, post_s, extra), result, settings
 
 
 def ablation(run: CheckpointEval, log: Callable[[str], None] | None = None) -> list:
