@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reid.inference import k_reciprocal, k_reciprocal_from_distances
+from reid.inference import k_reciprocal, k_reciprocal_from_distances, k_reciprocal_in_place
 
 
 def dense_rerank_reference(
@@ -129,6 +129,33 @@ def test_feature_form_equals_distance_form_and_accepts_tensors() -> None:
     assert np.array_equal(q_t.numpy(), q) and np.array_equal(g_t.numpy(), g) and np.array_equal(d, d_copy)
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_in_place_form_equals_the_pair_form_and_works_in_the_callers_memory(normalize: bool) -> None:
+    x = clustered(160, ids=16, dim=24, noise=0.6, seed=9) * np.random.default_rng(9).uniform(0.5, 3.0, (160, 1))
+    x = x.astype(np.float32)
+    expected = k_reciprocal(x[:30], x[30:], 12, 4, 0.3, normalize=normalize, device="cpu", chunk_size=64)
+    joint = torch.from_numpy(x.copy())
+    got = k_reciprocal_in_place(joint, 30, 12, 4, 0.3, normalize=normalize, chunk_size=64)
+    np.testing.assert_array_equal(got, expected)
+    norms = np.linalg.norm(joint.numpy(), axis=1)
+    if normalize:  # the caller's tensor now holds the normalised features: no second copy was made
+        np.testing.assert_allclose(norms, 1.0, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(joint.numpy(), x)
+
+
+def test_in_place_form_refuses_what_it_cannot_work_in() -> None:
+    x = torch.rand(20, 4)
+    with pytest.raises(ValueError, match="float32 torch tensor"):
+        k_reciprocal_in_place(x.numpy(), 5)
+    with pytest.raises(ValueError, match="float32 torch tensor"):
+        k_reciprocal_in_place(x.double(), 5)
+    with pytest.raises(ValueError, match="contiguous"):
+        k_reciprocal_in_place(x.t(), 2)
+    with pytest.raises(ValueError, match=r"num_query must be in 1\.\.19, got 20"):
+        k_reciprocal_in_place(x, 20)
+
+
 def test_normalize_flag_controls_l2_normalisation() -> None:
     x = clustered(100, ids=10, dim=16, noise=0.5, seed=5)
     scale = np.random.default_rng(5).uniform(0.5, 3.0, (100, 1))
@@ -204,7 +231,9 @@ def test_blocked_scan_finds_the_exact_nearest_and_maxima(chunk: int) -> None:
     from reid.inference.rerank_sources import FeatureSource
 
     x = clustered(3000, ids=60, dim=24, noise=0.7, seed=21).astype(np.float32)
-    src = FeatureSource(torch.from_numpy(x[:400]), torch.from_numpy(x[400:]), chunk, True, torch.device("cpu"))
+    src = FeatureSource.from_pair(
+        torch.from_numpy(x[:400]), torch.from_numpy(x[400:]), chunk, True, torch.device("cpu")
+    )
     near_d, near, rowmax, out = src.scan(21)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     d = euclidean(xn.astype(np.float64), xn.astype(np.float64)) ** 2

@@ -96,26 +96,31 @@ class FeatureSource(Source):
     Holds the (N, D) features (normalised in place when asked) and their squared norms.
     """
 
-    def __init__(
-        self, q: torch.Tensor, g: torch.Tensor, chunk_size: int, normalize: bool, device: torch.device
-    ) -> None:
-        nq, dim = q.shape
-        self.n, self.num_query, self.block, self.dim = nq + g.shape[0], nq, chunk_size, dim
+    def __init__(self, x: torch.Tensor, num_query: int, chunk_size: int, normalize: bool) -> None:
+        """`x` (N, D) float32, queries first, is the working copy: normalised in place when asked."""
+        self.n, self.dim = x.shape
+        self.num_query, self.block = num_query, chunk_size
         threads = torch.get_num_threads()
-        if device.type == "cpu":  # memory-bound passes: one thread by default (see _scan)
+        if x.device.type == "cpu":  # memory-bound passes: one thread by default (see _scan)
             torch.set_num_threads(pass_threads())
         try:
-            self.x, self.sq = self._build(q, g, normalize, device)
+            self.x, self.sq = self._prepare(x, normalize)
         finally:
             torch.set_num_threads(threads)
 
-    def _build(
-        self, q: torch.Tensor, g: torch.Tensor, normalize: bool, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        nq, dim = q.shape
-        x = torch.empty((self.n, dim), device=device)
-        x[:nq] = q
-        x[nq:] = g
+    @classmethod
+    def from_pair(
+        cls, q: torch.Tensor, g: torch.Tensor, chunk_size: int, normalize: bool, device: torch.device
+    ) -> FeatureSource:
+        """A source over a joint copy of the query and gallery features (the callers' stay untouched)."""
+        x = torch.empty((q.shape[0] + g.shape[0], q.shape[1]), device=device)
+        x[: q.shape[0]] = q
+        x[q.shape[0] :] = g
+        return cls(x, q.shape[0], chunk_size, normalize)
+
+    def _prepare(self, x: torch.Tensor, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check, normalise (in place) and take the squared norms of the joint features."""
+        dim, device = self.dim, x.device
         norms = torch.linalg.vector_norm(x, dim=1)
         if not torch.isfinite(norms).all():
             raise ValueError("features contain NaN or infinity")
