@@ -252,6 +252,9 @@ def main() -> None:
     parser.add_argument(
         "--throughput", type=int, nargs="*", default=[12, 25, 38], help="people per dense scene (~10, 22, 31 dets)"
     )
+    parser.add_argument(
+        "--throughput-models", nargs="*", help="checkpoints timed in the throughput part (default: the -m ones)"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     try:
@@ -315,7 +318,8 @@ def main() -> None:
         )
     through = []
     if args.throughput:
-        by = {f"{label}/{b}": load_extractor(m, b) for label, m in zip(labels, args.model) for b in args.backends}
+        timed = args.throughput_models or args.model
+        by = {f"{model_label(m)}/{b}": load_extractor(m, b) for m in timed for b in args.backends}
         through = throughput(root, args.throughput, by, defaults)
     if args.json:
         from reid.io.atomic import atomic_path
