@@ -1,40 +1,45 @@
-"""What re-ID features buy inside DeepSORT, against the best tracker without them, and what they cost per frame.
+"""What re-ID features buy inside DeepSORT against the best tracker without them, tuned fairly, and their cost.
 
-    python tools/bench_track.py -m runs/demo-track                       # 3 seeded crossing scenes
-    python tools/bench_track.py -m runs/demo-track --seeds 0 1 2 3 --json runs/bench_track.json
+    python tools/bench_track.py -m runs/demo-track runs/track-tiny --json runs/bench_track.json
+    python tools/bench_track.py -m runs/track-tiny --seeds 0 1 2 --tune-seeds 100 101 102 --no-tune
 
-Scenes (tools/make_mot_sequence.py, cached under --scenes): 640x360, --frames frames, 3
-people walking at random, 3 pairs crossing at the same depth (the nearer hides the other),
-1 person leaving and re-entering; detections miss 10% of people and everyone less than 40%
-visible, boxes jittered by 5%, 0.3 false positives per frame.
+Scenes (tools/make_mot_sequence.py, cached under --scenes as TURNS-<seed>): 640x360, --frames
+(200) frames, 2 people walking at random, 2 pairs crossing at the same depth (the nearer hides
+the other), 2 pairs who meet at the same depth and both turn back while one hides the other
+(--turns: constant-velocity motion predicts the wrong continuation), 1 person leaving and
+re-entering after 8-20 frames, 1 leaving early and coming back after 40-90 frames (--returns);
+detections miss 10% of people and everyone less than 40% visible, boxes jittered by 5%, 0.3
+false positives per frame; 11 true identities a scene.
 
-Methods, all deep-sort-realtime's Kalman filter and track life cycle:
-  iou        DeepSORT without appearance (--appearance none): its IoU stage only, which never
-             resumes a track missed for two frames
-  motion     DeepSORT's cascade with the Mahalanobis motion cost alone (--appearance motion)
-  sort       IoU on Kalman-predicted boxes of all tracks, SORT-style (--appearance sort)
-  best-motion  the best of motion / sort over a grid of n_init, max_age, max_iou_distance
-             (tuned on these very scenes, so it flatters the baseline, not the features)
-  random     a random unit vector per detection
-  untrained  the checkpoint's architecture with its random initial weights (seed 0)
-  trained    the checkpoint (-m), DeepSORT defaults (n_init 3, max_age 30, gate 0.3)
-  trained+sort the checkpoint with best-motion's n_init / max_age / max_iou_distance, and after
-             the appearance cascade SORT's IoU stage over every unmatched track (--iou-all-tracks)
-HOTA, IDF1, MOTA are TrackEval's, averaged over scenes; IDSW summed; frames/s is over all
-frames of all scenes (reading frames included); embed/track are ms per frame, wall and CPU
-time of this process (on a shared machine CPU time is the fairer figure).
+Fair protocol: every tuned row's knobs are chosen by the best mean IDF1 on the TUNING scenes
+(--tune-seeds, 100 101 102) and reported on the TEST scenes (--seeds, 0 1 2); the two seed sets
+must be disjoint. Motion-only: motion / sort over n_init x max_age x max_iou_distance
+(reid.tracking.tuning.MOTION_GRID); each model: the same grid x max_cosine_distance x
+iou_all_tracks (APPEARANCE_GRID). A scene's features are computed once per model and replayed
+for every grid point (reid.tracking.tuning.CachingEmbedder): the grid costs tracker time only.
+
+Rows, all deep-sort-realtime's Kalman filter and track life cycle:
+  iou / motion / sort   no appearance, DeepSORT's defaults (n_init 3, max_age 30, IoU gate 0.7):
+                        its IoU stage only / its cascade with the Mahalanobis cost / SORT's IoU
+  random                a random unit vector per detection, defaults
+  untrained             the first model's architecture with random weights (seed 0), defaults
+  MODEL                 each checkpoint (-m), DeepSORT's defaults (cosine gate 0.3)
+  motion-only tuned     the best of motion / sort on the tuning scenes
+  MODEL tuned           each checkpoint with its best knobs on the tuning scenes
+HOTA, IDF1, MOTA, AssA are TrackEval's, averaged over the test scenes; IDSW and IDs summed;
+embed/track are ms per frame, wall and CPU time of this process (on a shared machine CPU
+time is the fairer figure); tuned model rows replay cached features (no embed time).
 
 Throughput: scenes with 12, 25, 38 people and no misses give ~10, 22, 31 given detections per
-frame (no detector runs); per frame and per backend (torch eager vs onnxruntime, same run):
-crops (clip, crop, resize into one batch), forward (normalise, network, L2), tracker
-(DeepSORT update), and the embedding's share of crops + forward + tracker.
+frame (no detector runs); per model, per frame and per backend (--backends): crops (clip, crop,
+resize into one batch), forward (normalise, network, L2), tracker (DeepSORT update), and the
+embedding's share of crops + forward + tracker.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -48,11 +53,32 @@ from reid.inference.extractor import FeatureExtractor  # noqa: E402
 from reid.models.loading import load_model  # noqa: E402
 from reid.models.reid_model import build_model  # noqa: E402
 from reid.tracking.adapter import TRACKING_BACKENDS, resolve_backend  # noqa: E402
-from reid.tracking.io import read_mot_rows  # noqa: E402
-from reid.tracking.metrics import evaluate_tracks  # noqa: E402
-from reid.tracking.runner import TrackerOptions, make_embedder, make_tracker, mot_frames, track  # noqa: E402
+from reid.tracking.runner import ModelEmbedder, TrackerOptions, make_embedder  # noqa: E402
+from reid.tracking.tuning import (  # noqa: E402
+    APPEARANCE_GRID,
+    MOTION_GRID,
+    CachingEmbedder,
+    grid_points,
+    needs_images,
+    run_scene,
+    tune,
+)
 
 TOOL = Path(__file__).with_name("make_mot_sequence.py")
+# the scene recipe (see the module docstring); the seed and --frames are added per scene
+SCENE = {
+    "width": 640,
+    "height": 360,
+    "people": 2,
+    "false_positives": 0.3,
+    "crossings": 2,
+    "turns": 2,
+    "reentries": 1,
+    "returns": 1,
+    "miss_rate": 0.1,
+    "min_visibility": 0.4,
+    "empty_frame": False,
+}
 
 
 def _make_sequence():
@@ -73,125 +99,94 @@ def scene(root: Path, name: str, **kwargs) -> Path:
     return out
 
 
-def extractors(checkpoint: str, batch_size: int, backend: str) -> dict[str, FeatureExtractor]:
+def scenes(root: Path, seeds: list[int], frames: int) -> list[Path]:
+    return [scene(root, f"TURNS-{seed:03d}", frames=frames, seed=seed, **SCENE) for seed in seeds]
+
+
+def check_split(test_seeds: list[int], tune_seeds: list[int]) -> None:
+    """Tuning on a test scene would flatter whichever row was tuned: the two seed sets must not meet."""
+    shared = sorted(set(test_seeds) & set(tune_seeds))
+    if shared:
+        raise ValueError(f"--tune-seeds and --seeds share {' '.join(map(str, shared))}: tune on other scenes")
+
+
+def load_extractor(checkpoint: str, backend: str, untrained: bool = False) -> FeatureExtractor:
+    """The checkpoint's extractor, or (untrained) its architecture with random weights (seed 0)."""
     model, pre, config, state = load_model(checkpoint, "cpu")
-    torch.manual_seed(0)
-    untrained = build_model(config.model, int(state["num_classes"]))
-    return {
-        "untrained": FeatureExtractor.from_model(untrained, pre, "cpu", batch_size=batch_size, backend=backend),
-        "trained": FeatureExtractor.from_model(model, pre, "cpu", batch_size=batch_size, backend=backend),
-    }
+    if untrained:
+        torch.manual_seed(0)
+        model = build_model(config.model, int(state["num_classes"]))
+    return FeatureExtractor.from_model(model, pre, "cpu", batch_size=64, backend=backend)
 
 
-def run(seq: Path, appearance: str, extractor, options: TrackerOptions, images: bool = True):
-    info, frames = mot_frames(seq, need_images=images)
-    result = track(
-        frames,
-        make_embedder(appearance, extractor),
-        make_tracker(options, appearance),
-        options,
-        total=info.length,
-        progress=False,
-    )
-    metrics = evaluate_tracks(read_mot_rows(seq / "gt" / "gt.txt"), result.rows, info.length)
-    return result, metrics
+def model_label(checkpoint: str) -> str:
+    path = Path(checkpoint)
+    return path.parent.parent.name if path.suffix == ".pt" and path.parent.name == "checkpoints" else path.stem
 
 
-GRID = {"n_init": (1, 2, 3), "max_age": (15, 30, 60), "max_iou_distance": (0.7, 0.9)}
-
-
-def tune_motion(seqs: list[Path]) -> tuple[str, dict, float]:
-    """The motion-only method and settings with the best mean IDF1 on `seqs` (frames not decoded)."""
-    best = ("sort", {}, -1.0)
-    for method in ("motion", "sort"):
-        for n_init, max_age, max_iou in itertools.product(*GRID.values()):
-            knobs = {"n_init": n_init, "max_age": max_age, "max_iou_distance": max_iou}
-            options = TrackerOptions(**knobs)
-            idf1 = float(np.mean([run(seq, method, None, options, images=False)[1]["IDF1"] for seq in seqs]))
-            if idf1 > best[2]:
-                best = (method, knobs, idf1)
-    return best
-
-
-def quality_row(metrics: list[dict], frames: int, secs: dict, cpu: dict, dets: int) -> dict:
+def quality_row(metrics: list[dict], results: list) -> dict:
+    frames = sum(r.frames for r in results)
+    secs = {k: sum(r.seconds.get(k, 0.0) for r in results) for k in ("embed", "track", "total")}
+    cpu = {k: sum(r.cpu_seconds.get(k, 0.0) for r in results) for k in ("embed", "track")}
     return {
         **{k: float(np.mean([m[k] for m in metrics])) for k in ("HOTA", "IDF1", "MOTA", "AssA")},
         "IDSW": int(sum(m["IDSW"] for m in metrics)),
         "IDs": int(sum(m["IDs"] for m in metrics)),
         "GT_IDs": int(sum(m["GT_IDs"] for m in metrics)),
-        "frames_per_s": frames / secs["total"],
-        "dets_per_frame": dets / frames,
+        "frames_per_s": frames / max(secs["total"], 1e-9),
+        "dets_per_frame": sum(r.detections for r in results) / frames,
         **{f"{k}_ms": 1000 * secs[k] / frames for k in ("embed", "track")},
         **{f"{k}_cpu_ms": 1000 * cpu[k] / frames for k in ("embed", "track")},
     }
 
 
-def quality(seqs, methods, per_scene) -> dict:
-    rows = {}
-    for method, (appearance, extractor, options) in methods.items():
-        metrics, frames, secs, cpu, dets = [], 0, {}, {}, 0
-        for seq in seqs:
-            result, m = run(seq, appearance, extractor, options)
-            metrics.append(m)
-            per_scene.append({"method": method, "scene": seq.name, **m, "frames_per_s": result.fps})
-            frames, dets = frames + result.frames, dets + result.detections
-            for key in result.seconds:
-                secs[key] = secs.get(key, 0.0) + result.seconds[key]
-                cpu[key] = cpu.get(key, 0.0) + result.cpu_seconds[key]
-            print(
-                f"  {method:<11} {seq.name}: IDF1 {100 * m['IDF1']:.1f} HOTA {100 * m['HOTA']:.1f} IDSW {m['IDSW']}",
-                flush=True,
-            )
-        rows[method] = quality_row(metrics, frames, secs, cpu, dets)
-    return rows
+def evaluate(seqs: list[Path], method: str, appearance: str, embedder_for, options, per_scene: list) -> dict:
+    """One row: track every test scene with `options`, the scene's embedder from `embedder_for(seq)`."""
+    metrics, results = [], []
+    for seq in seqs:
+        embedder = embedder_for(seq)
+        result, m = run_scene(seq, appearance, embedder, options, needs_images(appearance, embedder))
+        metrics.append(m)
+        results.append(result)
+        per_scene.append({"method": method, "scene": seq.name, **m, "frames_per_s": result.fps})
+        print(f"  {method:<22} {seq.name}: IDF1 {100 * m['IDF1']:.1f} HOTA {100 * m['HOTA']:.1f} IDSW {m['IDSW']}")
+    return quality_row(metrics, results)
 
 
-def print_quality(rows: dict, seqs: list[Path], args, per_scene: list[dict], best_label: str) -> dict:
+def print_table(rows: dict, labels: dict) -> None:
     print(
-        f"\n{len(seqs)} scenes x {args.frames} frames (seeds {' '.join(map(str, args.seeds))}), "
-        f"{rows['iou']['GT_IDs']} true identities; means over scenes, IDSW summed; best-motion = {best_label}"
-    )
-    print(
-        f"{'method':<12} {'HOTA':>6} {'IDF1':>6} {'MOTA':>6} {'AssA':>6} {'IDSW':>5} {'IDs':>5} {'frames/s':>9} "
-        f"{'embed ms (CPU)':>15} {'track ms (CPU)':>15}"
+        f"\n{'method':<22} {'HOTA':>6} {'IDF1':>6} {'MOTA':>6} {'AssA':>6} {'IDSW':>5} {'IDs':>5} "
+        f"{'embed ms (CPU)':>15} {'track ms (CPU)':>15}  knobs"
     )
     for method, r in rows.items():
         print(
-            f"{method:<12} {100 * r['HOTA']:>6.1f} {100 * r['IDF1']:>6.1f} {100 * r['MOTA']:>6.1f} "
-            f"{100 * r['AssA']:>6.1f} {r['IDSW']:>5} {r['IDs']:>5} {r['frames_per_s']:>9.1f} "
+            f"{method:<22} {100 * r['HOTA']:>6.1f} {100 * r['IDF1']:>6.1f} {100 * r['MOTA']:>6.1f} "
+            f"{100 * r['AssA']:>6.1f} {r['IDSW']:>5} {r['IDs']:>5} "
             f"{r['embed_ms']:>7.1f} ({r['embed_cpu_ms']:>5.1f}) {r['track_ms']:>7.1f} ({r['track_cpu_ms']:>5.1f})"
+            f"  {labels.get(method, 'defaults')}"
         )
+
+
+def margins(rows: dict, per_scene: list[dict], seqs: list[Path], baseline: str, models: list[str]) -> dict:
+    """IDF1 points of each model row over `baseline`, mean over the test scenes and per scene."""
     idf1 = {(d["method"], d["scene"]): d["IDF1"] for d in per_scene}
-    baselines = [m for m in ("iou", "motion", "sort", "best-motion") if m in rows]
-    best = max(baselines, key=lambda m: rows[m]["IDF1"])
-    margins = {
-        "vs_iou": 100 * (rows["trained"]["IDF1"] - rows["iou"]["IDF1"]),
-        "vs_best_no_appearance": 100 * (rows["trained"]["IDF1"] - rows[best]["IDF1"]),
-        "best_no_appearance": best,
-        "per_scene_vs_best": [100 * (idf1["trained", q.name] - idf1[best, q.name]) for q in seqs],
-    }
-    per = " ".join(f"{m:+.1f}" for m in margins["per_scene_vs_best"])
-    print(
-        f"trained IDF1 vs iou: {margins['vs_iou']:+.1f} points; vs the best no-appearance row ({best}): "
-        f"{margins['vs_best_no_appearance']:+.1f} points (per scene {per})"
-    )
-    if "trained+sort" in rows:
-        per_scene_sort = [100 * (idf1["trained+sort", q.name] - idf1[best, q.name]) for q in seqs]
-        margins["trained+sort_vs_best_no_appearance"] = 100 * (rows["trained+sort"]["IDF1"] - rows[best]["IDF1"])
-        margins["trained+sort_per_scene_vs_best"] = per_scene_sort
+    out = {"baseline": baseline}
+    for method in models:
+        per = [100 * (idf1[method, q.name] - idf1[baseline, q.name]) for q in seqs]
+        out[method] = {"mean": 100 * (rows[method]["IDF1"] - rows[baseline]["IDF1"]), "per_scene": per}
         print(
-            f"trained+sort IDF1 vs {best}: {margins['trained+sort_vs_best_no_appearance']:+.1f} points "
-            f"(per scene {' '.join(f'{m:+.1f}' for m in per_scene_sort)})"
+            f"{method} IDF1 vs {baseline}: {out[method]['mean']:+.1f} points "
+            f"(per scene {' '.join(f'{m:+.1f}' for m in per)})"
         )
-    return margins
+    return out
 
 
-def throughput(root: Path, people_list, model_extractors: dict, options: TrackerOptions) -> list[dict]:
-    """Per-stage ms per frame at 10-30 given detections, for each backend's trained extractor."""
+def throughput(root: Path, people_list, extractors: dict, options: TrackerOptions) -> list[dict]:
+    """Per-stage ms per frame at 10-30 given detections, for each (model, backend) extractor."""
     out = []
     print(
-        "\nthroughput, trained model, given detections (no detector), one thread, ms per frame, CPU (wall):\n"
-        f"{'backend':<12} {'dets/frame':>10} {'crops':>14} {'forward':>14} {'tracker':>14} {'embed share':>12}"
+        "\nthroughput, given detections (no detector), one thread, ms per frame, CPU (wall):\n"
+        f"{'model/backend':<28} {'dets/frame':>10} {'crops':>14} {'forward':>14} {'tracker':>14} {'embed share':>12}"
     )
     for people in people_list:
         seq = scene(
@@ -206,16 +201,16 @@ def throughput(root: Path, people_list, model_extractors: dict, options: Tracker
             miss_rate=0.0,
             empty_frame=False,
         )
-        for backend, extractor in model_extractors.items():
-            run(seq, "model", extractor, options)  # warm-up: first calls allocate
-            result, _ = run(seq, "model", extractor, options)
+        for name, extractor in extractors.items():
+            run_scene(seq, "model", make_embedder("model", extractor), options)  # warm-up: first calls allocate
+            result, _ = run_scene(seq, "model", make_embedder("model", extractor), options)
             n = result.frames
             ms = {k: 1000 * result.seconds[k] / n for k in ("crops", "forward", "track")}
             cpu = {k: 1000 * result.cpu_seconds[k] / n for k in ("crops", "forward", "track")}
             share = (cpu["crops"] + cpu["forward"]) / sum(cpu.values())
             out.append(
                 {
-                    "backend": backend,
+                    "model": name,
                     "people": people,
                     "dets_per_frame": result.detections / n,
                     "ms": ms,
@@ -224,7 +219,7 @@ def throughput(root: Path, people_list, model_extractors: dict, options: Tracker
                 }
             )
             print(
-                f"{backend:<12} {result.detections / n:>10.1f} "
+                f"{name:<28} {result.detections / n:>10.1f} "
                 + " ".join(f"{cpu[k]:>6.1f} ({ms[k]:>5.1f})" for k in ("crops", "forward", "track"))
                 + f" {100 * share:>11.0f}%",
                 flush=True,
@@ -232,77 +227,107 @@ def throughput(root: Path, people_list, model_extractors: dict, options: Tracker
     return out
 
 
+def progress(label: str):
+    def report(done: int, total: int) -> None:
+        if done == total or done % 12 == 0:
+            print(f"  tuning {label}: {done}/{total}", flush=True)
+
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-m", "--model", required=True, help="trained checkpoint or run folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("-m", "--model", required=True, nargs="+", help="trained checkpoints or run folders")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="test scenes (reported)")
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100, 101, 102], help="tuning scenes")
+    parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--scenes", default="datasets/mot-bench", help="where the generated scenes are cached")
-    parser.add_argument("--max-cosine-distance", type=float, default=0.3)
     parser.add_argument(
         "--backend", default="auto", choices=TRACKING_BACKENDS, help="backend of the quality rows (auto: onnxruntime)"
     )
     parser.add_argument(
-        "--backends", nargs="*", default=["torch", "onnxruntime"], help="backends compared in the throughput part"
+        "--backends", nargs="*", default=["onnxruntime"], help="backends compared in the throughput part"
     )
-    parser.add_argument("--no-tune", action="store_true", help="skip the grid search of the motion-only baseline")
+    parser.add_argument("--no-tune", action="store_true", help="only the rows with DeepSORT's defaults")
     parser.add_argument(
         "--throughput", type=int, nargs="*", default=[12, 25, 38], help="people per dense scene (~10, 22, 31 dets)"
     )
+    parser.add_argument(
+        "--throughput-models", nargs="*", help="checkpoints timed in the throughput part (default: the -m ones)"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    try:
+        check_split(args.seeds, args.tune_seeds)
+    except ValueError as exc:
+        parser.error(str(exc))
     torch.set_num_threads(1)
     root = Path(args.scenes)
-    options = TrackerOptions(max_cosine_distance=args.max_cosine_distance)
-    seqs = [
-        scene(
-            root,
-            f"CROSS-{seed:02d}",
-            frames=args.frames,
-            width=640,
-            height=360,
-            people=3,
-            false_positives=0.3,
-            seed=seed,
-            crossings=3,
-            reentries=1,
-            miss_rate=0.1,
-            min_visibility=0.4,
-            empty_frame=False,
-        )
-        for seed in args.seeds
-    ]
+    test, tuning = scenes(root, args.seeds, args.frames), scenes(root, args.tune_seeds, args.frames)
     backend = resolve_backend(args.backend, "cpu")
-    models = extractors(args.model, 64, backend)
-    methods = {"iou": ("none", None, options), "motion": ("motion", None, options), "sort": ("sort", None, options)}
-    best_label, tuned = "not tuned (--no-tune)", None
-    if not args.no_tune:
-        method, knobs, _ = tune_motion(seqs)
-        tuned = {"method": method, **knobs}
-        best_label = f"{method} " + " ".join(f"{k}={v}" for k, v in knobs.items())
-        methods["best-motion"] = (method, None, TrackerOptions(max_cosine_distance=args.max_cosine_distance, **knobs))
-    methods.update({"random": ("random", None, options), **{k: ("model", v, options) for k, v in models.items()}})
-    if tuned:  # the trained features with the tuned baseline's track management, and SORT's IoU stage after them
-        knobs = {k: v for k, v in tuned.items() if k != "method"}
-        methods["trained+sort"] = (
-            "model",
-            models["trained"],
-            TrackerOptions(max_cosine_distance=args.max_cosine_distance, iou_all_tracks=True, **knobs),
-        )
+    labels = [model_label(m) for m in args.model]
+    extractors = {label: load_extractor(m, backend) for label, m in zip(labels, args.model)}
+    extractors["untrained"] = load_extractor(args.model[0], backend, untrained=True)
+    cache = {}  # (model, scene) -> CachingEmbedder: each scene embedded once per model
+
+    def embedder_for(label: str):
+        def get(seq: Path):
+            key = (label, seq.name)
+            if key not in cache:
+                cache[key] = CachingEmbedder(ModelEmbedder(extractors[label]))
+            return cache[key]
+
+        return get
+
+    defaults = TrackerOptions()
+    constant = {a: (lambda seq, a=a: make_embedder(a)) for a in ("none", "motion", "sort")}
     per_scene: list[dict] = []
-    rows = quality(seqs, methods, per_scene)
-    margins = print_quality(rows, seqs, args, per_scene, best_label)
+    rows, knob_labels, tuned_record = {}, {}, {}
+    print(f"test scenes {' '.join(q.name for q in test)}; tuning scenes {' '.join(q.name for q in tuning)}")
+    for method, appearance in (("iou", "none"), ("motion", "motion"), ("sort", "sort")):
+        rows[method] = evaluate(test, method, appearance, constant[appearance], defaults, per_scene)
+    random = make_embedder("random")  # one stream over the scenes, as before
+    rows["random"] = evaluate(test, "random", "random", lambda seq: random, defaults, per_scene)
+    for label in ["untrained", *labels]:
+        rows[label] = evaluate(test, label, "model", embedder_for(label), defaults, per_scene)
+    if not args.no_tune:
+        candidates = [(m, knobs) for m in ("motion", "sort") for knobs in grid_points(MOTION_GRID)]
+        best = tune(tuning, candidates, lambda seq: make_embedder("sort"), defaults, progress("motion-only"))
+        knob_labels["motion-only tuned"] = best.label()
+        tuned_record["motion-only tuned"] = {"appearance": best.appearance, **best.knobs, "tune_IDF1": best.idf1}
+        rows["motion-only tuned"] = evaluate(
+            test, "motion-only tuned", best.appearance, constant[best.appearance], best.options, per_scene
+        )
+        for label in labels:
+            candidates = [("model", knobs) for knobs in grid_points(APPEARANCE_GRID)]
+            best = tune(tuning, candidates, embedder_for(label), defaults, progress(label))
+            method = f"{label} tuned"
+            knob_labels[method] = best.label()
+            tuned_record[method] = {"appearance": "model", **best.knobs, "tune_IDF1": best.idf1}
+            rows[method] = evaluate(test, method, "model", embedder_for(label), best.options, per_scene)
+    print(
+        f"\n{len(test)} test scenes x {args.frames} frames (seeds {' '.join(map(str, args.seeds))}), "
+        f"{rows['iou']['GT_IDs']} true identities; knobs tuned on seeds {' '.join(map(str, args.tune_seeds))}; "
+        "means over scenes, IDSW and IDs summed"
+    )
+    print_table(rows, knob_labels)
+    result = {"vs_iou": margins(rows, per_scene, test, "iou", labels)}
+    if not args.no_tune:
+        result["tuned_vs_tuned_motion"] = margins(
+            rows, per_scene, test, "motion-only tuned", [f"{label} tuned" for label in labels]
+        )
     through = []
     if args.throughput:
-        by_backend = {b: extractors(args.model, 64, b)["trained"] for b in args.backends}
-        through = throughput(root, args.throughput, by_backend, options)
+        timed = args.throughput_models or args.model
+        by = {f"{model_label(m)}/{b}": load_extractor(m, b) for m in timed for b in args.backends}
+        through = throughput(root, args.throughput, by, defaults)
     if args.json:
         from reid.io.atomic import atomic_path
 
         record = {
             "table": rows,
-            "margins": margins,
-            "tuned_motion": tuned,
+            "knobs": tuned_record,
+            "margins": result,
             "scenes": per_scene,
             "throughput": through,
             "backend": backend,

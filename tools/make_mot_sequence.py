@@ -17,6 +17,15 @@ depth walking towards each other and crossing mid-sequence (the nearer one hides
 other); --reentries N adds people who walk out of the frame, stay out for 8-20 frames
 and come back. Deterministic for a seed.
 
+Scenes where constant-velocity motion guesses wrong: --turns N adds N pairs at nearly the same
+depth who walk towards each other, meet (the nearer hides the other) and both turn back at
+the meeting frame, so a Kalman filter predicts each one's continuation where the other one
+walks; --returns N adds people who walk out of the frame early (between 10% and 25% of the
+sequence) and stay out for --return-gap LO HI frames (40-90: longer than a motion-only
+tracker's max_age usually bridges; that is the time their box is out, the figure in it is out a
+few frames longer) before coming back. Without these options the output is
+unchanged for the same arguments (they draw random numbers after everything else).
+
 People are drawn by reid.data.synthetic.render_person; each sprite is cut out of its
 render by rendering it twice with the same random stream over two different scene
 backgrounds: the pixels that agree are the person.
@@ -62,12 +71,24 @@ def _scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(scene + rng.normal(0, 5, scene.shape), 0, 255).astype(np.uint8)
 
 
-def _walkers(rng, frames: int, width: int, height: int, people: int, crossings: int, reentries: int) -> list[dict]:
-    """Start position, size and velocity of every person; `bounce` people turn back outside the frame."""
+def _walkers(
+    rng,
+    frames: int,
+    width: int,
+    height: int,
+    people: int,
+    crossings: int,
+    reentries: int,
+    turns: int = 0,
+    returns: int = 0,
+    return_gap: tuple[float, float] = (40, 90),
+) -> list[dict]:
+    """Start position, size and velocity of every person; `bounce` people turn back outside the frame,
+    `turn` people turn back at that frame."""
     scale = width / 480
     walkers = []
 
-    def add(feet: float, x: float, vx: float, bounce: float = 0.0) -> None:
+    def add(feet: float, x: float, vx: float, bounce: float = 0.0, turn: int = 0) -> None:
         h = int(height * 0.55 * feet / height)  # nearer (lower feet) is taller
         walkers.append(
             {
@@ -78,6 +99,7 @@ def _walkers(rng, frames: int, width: int, height: int, people: int, crossings: 
                 "feet": feet,
                 "vx": vx,
                 "bounce": bounce,
+                "turn": turn,
             }
         )
 
@@ -95,12 +117,30 @@ def _walkers(rng, frames: int, width: int, height: int, people: int, crossings: 
     for _ in range(reentries):
         speed = rng.uniform(3.0, 6.0) * scale * rng.choice([-1, 1])
         add(height * rng.uniform(0.6, 0.98), rng.uniform(0.2, 0.8) * width, speed, rng.uniform(4, 10) * abs(speed))
+    for _ in range(turns):  # two people at nearly the same depth meet at (x_c, t_c) and both turn back there
+        feet = height * rng.uniform(0.65, 0.95)
+        x_c, t_c = rng.uniform(0.3, 0.7) * width, int(rng.uniform(0.3, 0.7) * frames)
+        for sign in (1, -1):
+            speed = sign * rng.uniform(2.5, 5.0) * scale
+            foot = feet + sign * rng.uniform(0.01, 0.04) * height
+            h = int(0.55 * foot)
+            add(foot, x_c - h / 4 - speed * t_c, speed, turn=t_c)
+    for _ in range(returns):  # out of the frame at t_out, back after a gap of `return_gap` frames
+        speed = rng.uniform(3.0, 6.0) * scale * rng.choice([-1, 1])
+        feet = height * rng.uniform(0.6, 0.98)
+        t_out, gap = rng.uniform(0.1, 0.25) * frames, rng.uniform(*return_gap)
+        w = int(0.55 * feet) // 2
+        x = (width if speed > 0 else -w) - speed * t_out  # its box leaves the frame at frame t_out
+        add(feet, x, speed, gap / 2 * abs(speed))  # out and back: `bounce` pixels each way
     return walkers
 
 
-def _advance(walker: dict, width: int) -> None:
-    """Move one frame; a re-entering walker turns back `bounce` pixels beyond the frame edge."""
+def _advance(walker: dict, width: int, frame: int = 0) -> None:
+    """Move one frame; a re-entering walker turns back `bounce` pixels beyond the frame edge, a turning
+    one after its `turn` frame."""
     walker["x"] += walker["vx"]
+    if walker["turn"] and frame == walker["turn"]:
+        walker["vx"] = -walker["vx"]
     if walker["bounce"]:
         w = walker["size"][1]
         if (walker["vx"] > 0 and walker["x"] > width + walker["bounce"]) or (
@@ -125,9 +165,14 @@ def make_sequence(
     min_visibility: float = 0.0,
     jitter: float = 0.05,
     empty_frame: bool = True,
+    turns: int = 0,
+    returns: int = 0,
+    return_gap: tuple[float, float] = (40, 90),
 ) -> Path:
     """Write the sequence folder `out` (see the module docstring); return it."""
     out = Path(out)
+    if not 0 < return_gap[0] <= return_gap[1]:
+        raise ValueError(f"return_gap: need 0 < LO <= HI frames, got {return_gap[0]} {return_gap[1]}")
     rng = np.random.default_rng(seed)
     for sub in ("img1", "det", "gt"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -135,11 +180,11 @@ def make_sequence(
     cam = replace(make_camera(rng), blur=0.0, occlusion=0.0, scale=1.0, gain=1.0, cast=np.ones(3, np.float32))
     cam_a = replace(cam, background=np.zeros(3, np.float32), texture=1)
     cam_b = replace(cam, background=np.full(3, 255.0, np.float32), texture=2)
-    walkers = _walkers(rng, frames, width, height, people, crossings, reentries)
+    walkers = _walkers(rng, frames, width, height, people, crossings, reentries, turns, returns, return_gap)
     gt_lines, det_lines = [], []
     for frame in range(1, frames + 1):
         for walker in walkers:
-            _advance(walker, width)
+            _advance(walker, width, frame)
         image = scene.copy()
         owner = np.zeros((height, width), np.int32)  # which person each pixel shows (0: background)
         drawn = []
@@ -194,6 +239,11 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=5, help="people walking at random depths and speeds")
     parser.add_argument("--crossings", type=int, default=0, help="pairs of people who cross at the same depth")
     parser.add_argument("--reentries", type=int, default=0, help="people who leave the frame and come back")
+    parser.add_argument("--turns", type=int, default=0, help="pairs who meet at the same depth and both turn back")
+    parser.add_argument("--returns", type=int, default=0, help="people who leave early and come back after a long gap")
+    parser.add_argument(
+        "--return-gap", type=float, nargs=2, default=(40, 90), metavar=("LO", "HI"), help="frames out (--returns)"
+    )
     parser.add_argument("--false-positives", type=float, default=0.3, help="mean false detections per frame")
     parser.add_argument("--miss-rate", type=float, default=0.1, help="share of visible people not detected")
     parser.add_argument("--min-visibility", type=float, default=0.0, help="people less visible are not detected")
@@ -202,6 +252,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="sequence name (default: the folder name)")
     args = parser.parse_args()
+    if not 0 < args.return_gap[0] <= args.return_gap[1]:
+        parser.error(f"--return-gap: need 0 < LO <= HI frames, got {args.return_gap[0]} {args.return_gap[1]}")
     out = make_sequence(
         args.out,
         args.frames,
@@ -217,6 +269,9 @@ def main() -> None:
         min_visibility=args.min_visibility,
         jitter=args.jitter,
         empty_frame=not args.no_empty_frame,
+        turns=args.turns,
+        returns=args.returns,
+        return_gap=tuple(args.return_gap),
     )
     dets = sum(1 for _ in open(out / "det" / "det.txt"))
     ids = len({line.split(",")[1] for line in open(out / "gt" / "gt.txt")})
