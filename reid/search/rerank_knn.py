@@ -25,7 +25,7 @@ import torch
 
 from reid.errors import DataError
 from reid.inference.rerank import _check_params, _encode, _local_query_expansion, _one_cpu_thread, _Sparse
-from reid.inference.rerank_sources import Source
+from reid.inference.rerank_sources import FeatureSource, Source
 from reid.test_time import DEFAULTS
 
 __all__ = ["KnnLists", "dense_with_rest", "k_reciprocal_from_lists", "knn_lists", "rerank_knn"]
@@ -63,12 +63,12 @@ def knn_lists(
     timings: dict[str, float] | None = None,
     **build: object,
 ) -> KnnLists:
-    """Neighbour lists of the joint set: "flat" exact (blocked matrix products giving the lists and the row
-    maxima in one pass); "cells": faiss k-means cells, and every cell's points against the points of the
-    nprobe cells nearest its centroid in one matrix product (approximate; row maxima over a random sample
-    of points); "ivf" / "hnsw" / "ivfpq" from a faiss index over the set (approximate; the row maxima from
-    a 1-nearest search of the negated features). "cells" is the fast one for a million points: the
-    products run at BLAS speed, where a faiss search scans each point's cells one query at a time.
+    """Neighbour lists of the joint set: "flat" exact (the dense re-ranking's symmetric blocked scan, giving
+    the lists and the row maxima in one pass); "cells": faiss k-means cells, and every cell's points against
+    the points of the nprobe cells nearest its centroid in one matrix product (approximate; row maxima over
+    a random sample of points); "ivf" / "hnsw" / "ivfpq" from a faiss index over the set (approximate; the
+    row maxima from a 1-nearest search of the negated features). "cells" is the fast one for a million
+    points: the products run at BLAS speed, where a faiss search scans each point's cells one query at a time.
 
     features: (N, D) query features then gallery features (L2-normalised here).
     timings: if given, receives the seconds of each step (build, search, farthest).
@@ -80,7 +80,7 @@ def knn_lists(
     n = x.shape[0]
     k = min(int(k), n)
     if kind == "flat":
-        dist, idx, rowmax = _exact_lists(torch.from_numpy(x), k)
+        dist, idx, rowmax = _exact_lists(torch.from_numpy(x), num_query, k)
     elif kind == "cells":
         dist, idx = _cell_lists(x, k, nprobe or 16, clock, **build)
         rowmax = np.maximum(_sampled_rowmax(torch.from_numpy(x)), dist.max(1))
@@ -160,18 +160,17 @@ class _Clock:
         self.last = now
 
 
-def _exact_lists(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, k) distances and indices of the k nearest and (N,) row maxima, in blocks of ~256 MB of distances."""
-    n = x.shape[0]
-    step = max(1, (1 << 26) // n)
-    dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
-    rowmax = np.empty(n, np.float32)
-    for a in range(0, n, step):
-        d = torch.addmm(torch.full((1,), 2.0), x[a : a + step], x.T, alpha=-2.0)
-        top = d.topk(k, dim=1, largest=False, sorted=True)
-        dist[a : a + step], idx[a : a + step] = top.values.numpy(), top.indices.numpy()
-        rowmax[a : a + step] = d.amax(1).numpy()
-    return dist, idx, rowmax
+def _exact_lists(x: torch.Tensor, num_query: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, k) distances and indices of the k nearest and (N,) row maxima of unit rows x.
+
+    The dense re-ranking's scan (reid.inference.rerank_sources.FeatureSource) without its query x gallery
+    block: half the products of a plain blocked search (each block of the upper triangle serves its rows
+    and its columns) and a threshold filter instead of a top-k of every block; the same rounding as the
+    dense path's scan.
+    """
+    src = FeatureSource(x[:num_query], x[num_query:], 2048, False, x.device)
+    dist, idx, rowmax = src.nearest(k)
+    return dist.numpy(), idx.numpy(), rowmax.numpy()
 
 
 def _self_first(dist: np.ndarray, idx: np.ndarray) -> None:
