@@ -100,7 +100,13 @@ def knn_lists(
 def _cell_lists(
     x: np.ndarray, k: int, nprobe: int, clock, nlist: int | None = None, train_size: int = 100_000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, k) distances and indices from k-means cells: each cell's points against its probed cells' points."""
+    """(N, k) distances and indices from k-means cells: each cell's points against its probed cells' points.
+
+    4 sqrt(N) cells (~4,000 at a million, ~250 points each): at 100,000 clustered points the nearest 21
+    were found 0.93 of the time with nprobe 16, against 0.73 for sqrt(N) cells with nprobe 8 (twice the
+    candidates). The cell loop runs on one thread: its products are small, and two threads on shared
+    cores tripled its CPU time (measured at 30,000 points).
+    """
     from .index import _faiss
 
     faiss = _faiss()
@@ -117,20 +123,21 @@ def _cell_lists(
     _, probes = km.index.search(km.centroids, cells)  # every cell's cells by centroid distance, itself first
     xt = torch.from_numpy(x)
     dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
-    for c in range(cells):
-        members = order[bounds[c] : bounds[c + 1]]
-        if members.size == 0:
-            continue
-        picked, size = [], 0
-        for p in probes[c]:  # at least nprobe cells and at least k points
-            if len(picked) >= nprobe and size >= k:
-                break
-            picked.append(order[bounds[p] : bounds[p + 1]])
-            size += bounds[p + 1] - bounds[p]
-        cand = torch.from_numpy(np.concatenate(picked))
-        d = torch.addmm(torch.full((1,), 2.0), xt[members], xt[cand].T, alpha=-2.0)
-        top = d.topk(k, dim=1, largest=False, sorted=True)
-        dist[members], idx[members] = top.values.numpy(), cand[top.indices].numpy()
+    with _one_cpu_thread(torch.device("cpu")):
+        for c in range(cells):
+            members = order[bounds[c] : bounds[c + 1]]
+            if members.size == 0:
+                continue
+            picked, size = [], 0
+            for p in probes[c]:  # at least nprobe cells and at least k points
+                if len(picked) >= nprobe and size >= k:
+                    break
+                picked.append(order[bounds[p] : bounds[p + 1]])
+                size += bounds[p + 1] - bounds[p]
+            cand = torch.from_numpy(np.concatenate(picked))
+            d = torch.addmm(torch.full((1,), 2.0), xt[members], xt[cand].T, alpha=-2.0)
+            top = d.topk(k, dim=1, largest=False, sorted=True)
+            dist[members], idx[members] = top.values.numpy(), cand[top.indices].numpy()
     clock("search")
     return dist, idx
 
@@ -148,16 +155,18 @@ def _sampled_rowmax(x: torch.Tensor, size: int = 4096, seed: int = 0) -> np.ndar
 
 
 class _Clock:
-    """Records the seconds since the previous call under a name, when a dict is given."""
+    """Records the wall seconds since the previous call under a name, and the process CPU seconds under
+    name + "_cpu" (the development machine is shared: CPU time is what a stage costs), when a dict is given."""
 
     def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings, self.last = timings, time.perf_counter()
+        self.timings, self.last, self.cpu = timings, time.perf_counter(), time.process_time()
 
     def __call__(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if self.timings is not None:
             self.timings[name] = self.timings.get(name, 0.0) + now - self.last
-        self.last = now
+            self.timings[name + "_cpu"] = self.timings.get(name + "_cpu", 0.0) + cpu - self.cpu
+        self.last, self.cpu = now, cpu
 
 
 def _exact_lists(x: torch.Tensor, num_query: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
