@@ -4,17 +4,23 @@
 default. Rows: the original distances (evaluate_features), the exact re-ranking (reid.inference.
 k_reciprocal, dense output), and the k-NN-list re-ranking for each --ks (exact lists computed once
 with the largest k, then truncated; the other gallery images rank after the list in their original
-order, reid.search.dense_with_rest). mAP / rank-1 of
-each, time, and the process's RSS peak (each method in its own process).
+order, reid.search.dense_with_rest). mAP / rank-1 of each, wall and CPU seconds (the k-NN rows: the
+lists' time plus that k's re-ranking, with the stages encode / lqe / jaccard), and the process's RSS
+peak (each method in its own process). The exact lists cost what the dense scan costs (the same
+symmetric Gram product): on the loaded machine of 2026-12-02, 269 CPU s against 262 for the whole
+exact re-ranking; the re-ranking from the lists took 7 CPU s.
 
---million: N generated clustered 512-d unit vectors (~20 per identity) plus Q queries; lists from a
+--million: N generated clustered 512-d unit vectors (~20 per identity) plus Q queries; lists from
 faiss k-means cells of the joint set (default "cells", nprobe 16; or a faiss index: ivf, hnsw,
-ivfpq), then the re-ranking of every query's list.
-Time of each stage, RSS peak, and the lists' recall@k against exact search on a sample of points.
+ivfpq), then the re-ranking of every query's list. Wall and CPU seconds of each stage (build,
+search, rowmax; encode, lqe, jaccard), RSS peak, the lists' recall@21 and recall@k against exact
+search on --sample points, and the largest row-maximum error there.
 
-    python tools/bench_rerank_knn.py --msmt --ks 100,200 --json knn_msmt.json
+    python tools/bench_rerank_knn.py --msmt --ks 100,200 --json knn_msmt.json   # 29 min loaded, ~6 idle
     python tools/bench_rerank_knn.py --million --json knn_1m.json
-    python tools/bench_rerank_knn.py --million --n 20000 --queries 500   # a quick check
+    python tools/bench_rerank_knn.py --million --n 200000 --queries 2000        # 11 min loaded (159 CPU s)
+
+Figures: docs/scale.md, "Re-ranking from k-nearest-neighbour lists".
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ def knn_lists(
     points: the products run at BLAS speed, where a faiss search scans each point's cells one query at a time.
 
     features: (N, D) query features then gallery features (L2-normalised here).
-    timings: if given, receives the seconds of each step (build, search, farthest).
+    timings: if given, receives the wall seconds of each step (build, search, farthest or rowmax) and
+        their CPU seconds (name + "_cpu").
     """
     from .index import GalleryIndex, _as_float32
 
@@ -229,7 +230,7 @@ def k_reciprocal_from_lists(
     The candidates of a query are the gallery entries of its list (padded with -1 / inf where a query
     has fewer than c). features: the (N, D) joint features the lists were made from (for the
     expanded-set distances the lists lack). Exact when the lists are exact (k = N: the dense result).
-    timings: if given, receives the seconds of each stage (encode, lqe, jaccard).
+    timings: if given, receives the wall and CPU ("_cpu") seconds of each stage (encode, lqe, jaccard).
     """
     clock = _Clock(timings)
     _check_params(k1, k2, lambda_value, 1)
