@@ -4,17 +4,23 @@
 default. Rows: the original distances (evaluate_features), the exact re-ranking (reid.inference.
 k_reciprocal, dense output), and the k-NN-list re-ranking for each --ks (exact lists computed once
 with the largest k, then truncated; the other gallery images rank after the list in their original
-order, reid.search.dense_with_rest). mAP / rank-1 of
-each, time, and the process's RSS peak (each method in its own process).
+order, reid.search.dense_with_rest). mAP / rank-1 of each, wall and CPU seconds (the k-NN rows: the
+lists' time plus that k's re-ranking, with the stages encode / lqe / jaccard), and the process's RSS
+peak (each method in its own process). The exact lists cost what the dense scan costs (the same
+symmetric Gram product): on the loaded machine of 2026-12-02, 269 CPU s against 262 for the whole
+exact re-ranking; the re-ranking from the lists took 7 CPU s.
 
---million: N generated clustered 512-d unit vectors (~20 per identity) plus Q queries; lists from a
+--million: N generated clustered 512-d unit vectors (~20 per identity) plus Q queries; lists from
 faiss k-means cells of the joint set (default "cells", nprobe 16; or a faiss index: ivf, hnsw,
-ivfpq), then the re-ranking of every query's list.
-Time of each stage, RSS peak, and the lists' recall@k against exact search on a sample of points.
+ivfpq), then the re-ranking of every query's list. Wall and CPU seconds of each stage (build,
+search, rowmax; encode, lqe, jaccard), RSS peak, the lists' recall@21 and recall@k against exact
+search on --sample points, and the largest row-maximum error there.
 
-    python tools/bench_rerank_knn.py --msmt --ks 100,200 --json knn_msmt.json
-    python tools/bench_rerank_knn.py --million --json knn_1m.json
-    python tools/bench_rerank_knn.py --million --n 20000 --queries 500   # a quick check
+    python tools/bench_rerank_knn.py --msmt --ks 100,200 --json knn_msmt.json   # 29 min loaded, ~6 idle
+    python tools/bench_rerank_knn.py --million --json knn_1m.json   # 20 min loaded (805 CPU s), 10.5 GB
+    python tools/bench_rerank_knn.py --million --n 200000 --queries 2000        # 11 min loaded (159 CPU s)
+
+Figures: docs/scale.md, "Re-ranking from k-nearest-neighbour lists".
 """
 
 from __future__ import annotations
@@ -61,33 +67,36 @@ def child_msmt(case: str, dim: int, scale: float, ks: list[int]) -> list[dict]:
     base = rss_mb()
     rows = []
     if case == "original":
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = evaluate_features(qf, gf, qp, gp, qc, gc)
-        rows.append({"method": "original (no re-ranking)", "seconds": time.perf_counter() - t, "mAP": r.mAP,
-                     "rank1": float(r.cmc[0])})  # fmt: skip
+        rows.append({"method": "original (no re-ranking)", "seconds": time.perf_counter() - t,
+                     "cpu_s": time.process_time() - c, "mAP": r.mAP, "rank1": float(r.cmc[0])})  # fmt: skip
     elif case == "exact":
         from reid.inference import k_reciprocal
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         dist = k_reciprocal(qf, gf, device="cpu")
-        seconds = time.perf_counter() - t
-        rows.append({"method": "exact re-ranking (dense output)", "seconds": seconds, **_metrics(dist, qp, gp, qc, gc)})
+        seconds, cpu = time.perf_counter() - t, time.process_time() - c
+        rows.append({"method": "exact re-ranking (dense output)", "seconds": seconds, "cpu_s": cpu,
+                     **_metrics(dist, qp, gp, qc, gc)})  # fmt: skip
     else:
         from reid.evaluation import pairwise_distances
         from reid.search.rerank_knn import KnnLists, dense_with_rest, k_reciprocal_from_lists, knn_lists
 
         x = np.concatenate([qf, gf])
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         lists = knn_lists(x, len(qf), max(ks), "flat")
-        list_s = time.perf_counter() - t
+        list_s, list_cpu = time.perf_counter() - t, time.process_time() - c
         for k in ks:
             short = KnnLists(lists.dist[:, :k], lists.idx[:, :k], lists.rowmax, len(qf))
-            t = time.perf_counter()
-            idx, d = k_reciprocal_from_lists(short, x)
-            seconds = time.perf_counter() - t
+            steps: dict[str, float] = {}
+            t, c = time.perf_counter(), time.process_time()
+            idx, d = k_reciprocal_from_lists(short, x, timings=steps)
+            seconds, cpu = time.perf_counter() - t, time.process_time() - c
             full = dense_with_rest(idx, d, pairwise_distances(qf, gf, "cosine"))
             rows.append({"method": f"k-NN lists k={k} (exact lists {list_s:.1f} s + re-ranking)",
-                         "seconds": list_s + seconds, **_metrics(full, qp, gp, qc, gc)})  # fmt: skip
+                         "seconds": list_s + seconds, "cpu_s": list_cpu + cpu, **_metrics(full, qp, gp, qc, gc),
+                         "lists_s": list_s, **{f"{name}_s": v for name, v in steps.items()}})  # fmt: skip
             del full
     for row in rows:
         row.update(rss_before_mb=base, rss_peak_mb=rss_mb())
@@ -104,13 +113,13 @@ def child_million(n: int, queries: int, dim: int, k: int, kind: str, nprobe: int
     base = rss_mb()
     print(f"features {x.shape}: RSS {base:.0f} MB", file=sys.stderr, flush=True)
     steps: dict[str, float] = {}
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     lists = knn_lists(x, queries, k, kind, nprobe=nprobe, timings=steps)
-    list_s = time.perf_counter() - t
+    list_s, list_cpu = time.perf_counter() - t, time.process_time() - c
     print(f"lists {list_s:.1f} s {steps}: RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     idx, _ = k_reciprocal_from_lists(lists, x, timings=steps)
-    rerank_s = time.perf_counter() - t
+    rerank_s, rerank_cpu = time.perf_counter() - t, time.process_time() - c
     peak = rss_mb()
     print(f"re-ranking {rerank_s:.1f} s {steps}: RSS {peak:.0f} MB", file=sys.stderr, flush=True)
     pick = np.random.default_rng(0).choice(len(x), min(sample, len(x)), replace=False)
@@ -122,7 +131,8 @@ def child_million(n: int, queries: int, dim: int, k: int, kind: str, nprobe: int
     far = (xt[pick] @ xt.T).amin(1).numpy()
     rowmax_err = float(np.abs(lists.rowmax[pick] - (2 - 2 * far)).max())
     return [{"method": f"{n:,} + {queries:,} queries, {dim}-d, {kind} lists k={k} nprobe {nprobe}",
-             "lists_s": list_s, "rerank_s": rerank_s, "seconds": list_s + rerank_s, "rss_before_mb": base,
+             "lists_s": list_s, "rerank_s": rerank_s, "seconds": list_s + rerank_s,
+             "cpu_s": list_cpu + rerank_cpu, "rss_before_mb": base,
              "rss_peak_mb": peak, "list_recall@21": recall21, f"list_recall@{k}": recall, "rowmax_max_err": rowmax_err,
              "candidates": int(idx.shape[1]), **{f"{name}_s": v for name, v in steps.items()}}]  # fmt: skip
 

@@ -133,11 +133,16 @@ class FeatureSource(Source):
         return x, sq
 
     def scan(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        n, nq, dev = self.n, self.num_query, self.x.device
+        out = torch.empty((self.num_query, self.n - self.num_query), device=self.x.device)
+        return (*self.nearest(k, out), out)
+
+    def nearest(self, k: int, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, k) distances and indices of the nearest (nearest first) and (N,) row maxima; the raw
+        query x gallery block goes into `out` when given (k-NN-list re-ranking needs none of it)."""
+        n, dev = self.n, self.x.device
         near = _Nearest(n, k, dev)
         filled = torch.zeros(n, dtype=torch.bool, device=dev)  # rows already holding k values
         rowmax = torch.full((n,), float("-inf"), device=dev)
-        out = torch.empty((nq, n - nq), device=dev)
         threads = torch.get_num_threads()
         post = pass_threads() if dev.type == "cpu" else threads
         try:
@@ -145,10 +150,16 @@ class FeatureSource(Source):
         finally:
             torch.set_num_threads(threads)
         # Clamping is monotone, so selecting before clamping selects the same entries.
-        return near.v.clamp_(min=0), near.i, rowmax.clamp_(min=0), out
+        return near.v.clamp_(min=0), near.i, rowmax.clamp_(min=0)
 
     def _scan(
-        self, near: _Nearest, filled: torch.Tensor, rowmax: torch.Tensor, out: torch.Tensor, threads: int, post: int
+        self,
+        near: _Nearest,
+        filled: torch.Tensor,
+        rowmax: torch.Tensor,
+        out: torch.Tensor | None,
+        threads: int,
+        post: int,
     ) -> None:
         """The block loop: products on all threads, the bookkeeping after each on ``post`` threads.
 
@@ -169,7 +180,7 @@ class FeatureSource(Source):
                 if c != a:
                     self._rows_update(near, filled, c, d.T, a)
                     rowmax[c:ec] = torch.maximum(rowmax[c:ec], d.amax(0))
-                if a < nq and ec > nq:
+                if out is not None and a < nq and ec > nq:
                     r, c0 = min(ea, nq), max(c, nq)
                     out[a:r, c0 - nq : ec - nq] = d[: r - a, c0 - c :].clamp(min=0)
                 del d
