@@ -48,12 +48,12 @@ def test_bad_search_spaces_name_the_key(tmp_path, params, message):
 
 
 def test_shipped_group_loss_space_is_valid_and_trials_need_validation_identities(tmp_path):
-    space = load_space(ROOT / "configs/tune_group_loss.yaml", ROOT / "configs/demo_grouploss.yaml")
+    space = load_space(ROOT / "configs/tune_group_loss.yaml", ROOT / "configs/demo.yaml")
     assert {p.key for p in space.params} >= {"loss.group.temperature", "loss.group.similarity", "optim.lr"}
     with pytest.raises(ConfigError, match="data.val_identities > 0"):
-        trial_config(str(ROOT / "configs/demo_grouploss.yaml"), [], space, {})
+        trial_config(str(ROOT / "configs/demo.yaml"), [], space, {})
     config = trial_config(
-        str(ROOT / "configs/demo_grouploss.yaml"), ["data.val_identities=5"], space, {"optim.lr": 0.002}
+        str(ROOT / "configs/demo.yaml"), ["data.val_identities=5"], space, {"optim.lr": 0.002}
     )
     assert config.optim.lr == 0.002 and config.train.eval_every == 1 and config.data.val_identities == 5
 
