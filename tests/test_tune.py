@@ -52,9 +52,7 @@ def test_shipped_group_loss_space_is_valid_and_trials_need_validation_identities
     assert {p.key for p in space.params} >= {"loss.group.temperature", "loss.group.similarity", "optim.lr"}
     with pytest.raises(ConfigError, match="data.val_identities > 0"):
         trial_config(str(ROOT / "configs/demo.yaml"), [], space, {})
-    config = trial_config(
-        str(ROOT / "configs/demo.yaml"), ["data.val_identities=5"], space, {"optim.lr": 0.002}
-    )
+    config = trial_config(str(ROOT / "configs/demo.yaml"), ["data.val_identities=5"], space, {"optim.lr": 0.002})
     assert config.optim.lr == 0.002 and config.train.eval_every == 1 and config.data.val_identities == 5
 
 
