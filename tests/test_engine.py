@@ -154,7 +154,7 @@ def test_group_loss_plus_plus_phases_and_the_zero_lr_epoch_in_a_run(tiny_root, t
 
     trainer.train_epoch = spy
     trainer.fit()
-    assert [s[:2] for s in seen] == [(2, 10.0), (0, 30.0), (0, 30.0)]  # the demo: 2 anchors, tau 10
+    assert [s[:2] for s in seen] == [(1, 10.0), (0, 30.0), (0, 30.0)]  # the demo's `group: {}`: 1 anchor, tau 10
     assert seen[2][2] == 0.0 and seen[1][2] > 0
     after = trainer.model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in weights.items() if "running" not in k and "num_batches" not in k)
