@@ -14,7 +14,8 @@ MAX_LINES = 400
 
 # Bottom to top. A module may import its own layer and the layers below, never one above.
 LAYERS = [
-    ("reid.errors", "reid.io.atomic", "reid.io.fingerprint"),  # primitives: errors, atomic writes, hashes
+    ("reid.errors", "reid.io.atomic", "reid.io.fingerprint", "reid.gemm"),  # primitives: errors, atomic writes,
+    # hashes, the float32 product kernel
     ("reid.data",),
     ("reid.io",),
     ("reid.config", "reid.config_fields", "reid.test_time"),

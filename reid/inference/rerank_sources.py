@@ -10,7 +10,8 @@ to a few cheap single-thread passes per block: the running k nearest are
 updated with a threshold filter instead of a top-k of every block (once a row
 holds k candidates only entries below its current k-th distance can enter, and
 after the first blocks these are a handful per row), found through minima of
-32-column strips. Distances are rounded as |c|^2 - 2 a.c (one addmm) + |a|^2,
+32-column strips. The products run on `reid.gemm.matmul_nt` (the fastest exact float32
+kernel of the machine). Distances are rounded as |c|^2 - 2 a.c, then + |a|^2,
 the order the dense reference uses: folding the norms into the product as
 extra columns was measured to flip float32 near-ties at the k-th neighbour.
 """
@@ -21,16 +22,21 @@ import os
 
 import torch
 
+from reid.gemm import matmul_nt
+
 __all__ = ["FeatureSource", "MatrixSource", "Source", "pass_threads"]
 
 
 def pass_threads() -> int:
-    """CPU threads of the memory-bound passes and sparse stages: 1 unless REID_RERANK_PASS_THREADS says more.
+    """CPU threads of the memory-bound passes and sparse stages: torch's count unless REID_RERANK_PASS_THREADS
+    says otherwise.
 
-    One thread was several times faster on the shared, loaded development machine; an idle machine may
-    prefer all cores (tools/bench_rerank.py --pass-threads compares both in one run).
+    On an idle machine all cores are fastest (Market size: 3.3 s with 2 threads vs 4.3 s with 1 on the
+    2-core development machine); on shared, loaded cores one thread was several times faster, so
+    ``REID_RERANK_PASS_THREADS=1`` is the setting for busy machines (tools/bench_rerank.py --pass-threads
+    compares both in one run).
     """
-    value = os.environ.get("REID_RERANK_PASS_THREADS", "1")
+    value = os.environ.get("REID_RERANK_PASS_THREADS", str(torch.get_num_threads()))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"REID_RERANK_PASS_THREADS must be a positive integer, got {value!r}")
     return int(value)
@@ -101,7 +107,7 @@ class FeatureSource(Source):
         self.n, self.dim = x.shape
         self.num_query, self.block = num_query, chunk_size
         threads = torch.get_num_threads()
-        if x.device.type == "cpu":  # memory-bound passes: one thread by default (see _scan)
+        if x.device.type == "cpu":  # memory-bound passes: pass_threads() (see _scan)
             torch.set_num_threads(pass_threads())
         try:
             self.x, self.sq = self._prepare(x, normalize)
@@ -172,8 +178,9 @@ class FeatureSource(Source):
             for c in range(a, n, b):  # upper block triangle: each block serves its rows and its columns
                 ec = min(c + b, n)
                 torch.set_num_threads(threads)
-                d = torch.addmm(self.sq[c:ec].unsqueeze(0), self.x[a:ea], self.x[c:ec].T, alpha=-2.0)
+                d = matmul_nt(self.x[a:ea], self.x[c:ec])
                 torch.set_num_threads(post)
+                torch.add(self.sq[c:ec].unsqueeze(0), d, alpha=-2.0, out=d)  # |c|^2 - 2 a.c, as addmm rounds it
                 d.add_(self.sq[a:ea, None])  # clamped at the end: selection commutes with clamping
                 self._rows_update(near, filled, a, d, c)
                 rowmax[a:ea] = torch.maximum(rowmax[a:ea], d.amax(1))
