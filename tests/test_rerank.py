@@ -10,16 +10,23 @@ from reid.inference import k_reciprocal, k_reciprocal_from_distances, k_reciproc
 
 
 def dense_rerank_reference(
-    q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+    q_g: np.ndarray,
+    q_q: np.ndarray,
+    g_g: np.ndarray,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    dtype: type = np.float32,
 ) -> np.ndarray:
     """The published port's algorithm (re_ranking of Zhong et al.), dense, one point at a time.
 
     Takes plain Euclidean distance matrices and squares them, as the port does.
     Holds several N x N float32 matrices: the baseline that tools/bench_rerank.py measures.
+    dtype=np.float64 runs every step in float64 (the port rounds to float32 right after squaring).
     """
     nq = q_g.shape[0]
     dist = np.block([[q_q, q_g], [q_g.T, g_g]])
-    dist = np.power(dist, 2).astype(np.float32)
+    dist = np.power(dist, 2).astype(dtype)
     dist = np.transpose(dist / np.max(dist, axis=0))  # row i: column i over its maximum
     n = dist.shape[0]
     rank = np.argsort(dist, axis=1).astype(np.int32)
@@ -30,7 +37,7 @@ def dense_rerank_reference(
         return forward[np.any(backward == i, axis=1)]
 
     half = int(np.around(k1 / 2.0))
-    v = np.zeros((n, n), dtype=np.float32)
+    v = np.zeros((n, n), dtype=dtype)
     for i in range(n):
         r_i = reciprocal(i, k1)
         expanded = [r_i]
@@ -42,10 +49,10 @@ def dense_rerank_reference(
         weight = np.exp(-dist[i, members])
         v[i, members] = weight / np.sum(weight)
     if k2 != 1:
-        v = np.stack([np.mean(v[rank[i, :k2]], axis=0) for i in range(n)]).astype(np.float32)
-    jaccard = np.zeros((nq, n), dtype=np.float32)
+        v = np.stack([np.mean(v[rank[i, :k2]], axis=0) for i in range(n)]).astype(dtype)
+    jaccard = np.zeros((nq, n), dtype=dtype)
     for i in range(nq):
-        shared = np.zeros(n, dtype=np.float32)
+        shared = np.zeros(n, dtype=dtype)
         for k in np.nonzero(v[i])[0]:
             holders = np.nonzero(v[:, k])[0]
             shared[holders] += np.minimum(v[i, k], v[holders, k])
@@ -263,3 +270,46 @@ def test_pass_thread_count_changes_nothing_and_bad_values_are_refused(monkeypatc
     monkeypatch.setenv("REID_RERANK_PASS_THREADS", "zero")
     with pytest.raises(ValueError, match="REID_RERANK_PASS_THREADS"):
         k_reciprocal(x[:60], x[60:], device="cpu")
+
+
+def test_near_ties_across_a_cut_are_ordered_by_float64_and_other_rows_are_left_alone() -> None:
+    from reid.inference.rerank_sources import FeatureSource, MatrixSource
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((40, 16)).astype(np.float32)
+    src = FeatureSource(torch.from_numpy(x.copy()), 10, 64, True)
+    xs = src.x.double().numpy()
+    d64 = ((xs[:, None, :] - xs[None]) ** 2).sum(-1)
+    near = torch.from_numpy(np.argsort(d64, axis=1, kind="stable")[:, :8].copy())
+    near_d = torch.from_numpy(np.take_along_axis(d64, near.numpy(), 1).astype(np.float32))
+    rowmax = torch.from_numpy(d64.max(1).astype(np.float32))
+    truth = near.clone()
+    # row 3: the 4th and 5th nearest swapped and given the same float32 distance (a tie across cut 4)
+    near[3, [3, 4]] = near[3, [4, 3]]
+    near_d[3, 4] = near_d[3, 3]
+    # row 5: swapped too, but 10% of its distance apart: a real order the scan gave, not a tie
+    near[5, [3, 4]] = near[5, [4, 3]]
+    near_d[5, 4] = near_d[5, 3] * 1.1
+    given_5 = near[5].clone()
+    src.settle_near_ties(near_d, near, rowmax, (4, 6))
+    assert torch.equal(near[3], truth[3])
+    np.testing.assert_allclose(near_d[3].numpy(), np.take_along_axis(d64[3], truth[3].numpy(), 0), rtol=1e-6)
+    assert torch.equal(near[5], given_5)
+    others = [r for r in range(40) if r not in (3, 5)]
+    assert torch.equal(near[others], truth[others])
+    # given distance matrices are exact as given: nothing is reordered
+    m = torch.from_numpy(d64.astype(np.float32))
+    before = near.clone()
+    MatrixSource(m[:10, 10:], m[:10, :10], m[10:, 10:], 64).settle_near_ties(near_d, near, rowmax, (4, 6))
+    assert torch.equal(near, before)
+
+
+def test_rows_already_of_unit_length_are_not_divided_again() -> None:
+    from reid.inference.rerank_sources import FeatureSource
+
+    x = np.random.default_rng(9).standard_normal((30, 64)).astype(np.float32)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)  # float32 unit rows: norms 1 +- a few 1e-8
+    x[:10] = unit[:10]
+    src = FeatureSource(torch.from_numpy(x.copy()), 5, 64, True)
+    assert np.array_equal(src.x[:10].numpy(), unit[:10])  # bit for bit: not divided by 1 +- 1e-7
+    np.testing.assert_allclose(np.linalg.norm(src.x.numpy(), axis=1), 1.0, rtol=1e-6)

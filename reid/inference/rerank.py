@@ -43,6 +43,7 @@ from .rerank_sources import FeatureSource, MatrixSource, Source, pass_threads
 __all__ = ["k_reciprocal", "k_reciprocal_from_distances", "k_reciprocal_in_place"]
 
 _PAIR_BUDGET = 1 << 21  # query x gallery joins handled at once in the Jaccard step
+_TIE_GUARD = 4  # points listed past the last cut, so near-ties across a cut can be settled in float64
 
 
 def k_reciprocal(
@@ -158,9 +159,12 @@ def _rerank(src: Source, k1: int, k2: int, lambda_value: float, chunk: int) -> n
     k_full = min(k1 + 1, n)
     k_half = min(int(np.around(k1 / 2.0)) + 1, n)
     k_qe = min(k2, n)
-    near_d, near, rowmax, out = src.scan(max(k_full, k_qe))
+    k_used = max(k_full, k_qe)
+    near_d, near, rowmax, out = src.scan(min(k_used + _TIE_GUARD, n))
     if not bool((rowmax > 0).all()):
         raise ValueError("a point has distance 0 to every point; re-ranking is undefined")
+    src.settle_near_ties(near_d, near, rowmax, (k_full, k_half, k_qe))
+    near_d, near = near_d[:, :k_used], near[:, :k_used]
     with _one_cpu_thread(out.device):
         v = _encode(src, near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
         del near_d
