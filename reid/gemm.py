@@ -4,7 +4,7 @@ Why: the Gram products bound re-ranking and evaluation at scale, and torch's CPU
 float32 GEMM (MKL) takes a generic path on some CPUs: on the AMD EPYC (Zen 5,
 AVX-512) development machine it ran at 150-170 GFLOP/s, while oneDNN's float32
 kernel (the one torch uses for linear layers of mkldnn models) ran the same
-products at 300-380 GFLOP/s. Both are plain float32 with float32 accumulation
+products at 300-440 GFLOP/s. Both are plain float32 with float32 accumulation
 (no reduced precision); they differ only in summation order, i.e. in the last
 bits. `gemm_kernel()` picks one per process by timing both once on a small
 product and checking that they agree; ``REID_GEMM=blas`` or ``REID_GEMM=onednn``
@@ -32,7 +32,7 @@ def _onednn_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def gemm_kernel() -> str:
-    """ "blas" or "onednn": the kernel `matmul_nt` uses for CPU float32 tensors in this process."""
+    """The kernel `matmul_nt` uses for CPU float32 tensors in this process: "blas" or "onednn"."""
     forced = os.environ.get("REID_GEMM", "auto")
     if forced not in (*KERNELS, "auto"):
         raise ValueError(f"REID_GEMM must be one of auto, {', '.join(KERNELS)}; got {forced!r}")

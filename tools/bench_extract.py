@@ -32,12 +32,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -54,33 +52,10 @@ from reid.inference.extractor import FeatureExtractor  # noqa: E402
 from reid.inference.extractor_backends import installed  # noqa: E402
 from reid.models.reid_model import build_model  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rss import PeakRss, rss_mb  # noqa: E402
+
 MODELS = {"r50": ("resnet50", 256, 128), "small": ("timm:resnet10t", 64, 32)}
-PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * PAGE_MB
-
-
-class PeakRss:
-    """Largest resident memory seen (sampled every 2 ms) while the block runs, in MB."""
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, rss_mb())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
 
 
 def make_crops(folder: Path, n: int, seed: int = 0) -> list[str]:

@@ -117,8 +117,9 @@ def _cell_lists(
     4 sqrt(N) cells (~4,000 at a million, ~250 points each): at 100,000 clustered points the nearest 21
     were found 0.93 of the time with nprobe 16, against 0.73 for sqrt(N) cells with nprobe 8 (twice the
     candidates). k-means trains on 64 points a cell (faiss asks for at least 39) for 12 iterations: at a
-    million points 100,000 training points (25 a cell) left a tenth of the identities without a sample
-    point, their images scattered over unrelated cells, and the lists found 0.456 of the 21 nearest.
+    million generated points (~20 per identity) 100,000 training points (25 a cell, 20 iterations) left
+    about one identity in seven without a training point, its images scattered over unrelated cells,
+    and the lists found 0.456 of the 21 nearest; 64 a cell found 0.669 (build 63 -> 92 s, 2 cores).
     The cell loop runs on `pass_threads()` threads (all by default; two threads on shared,
     loaded cores tripled its CPU time at 30,000 points: REID_RERANK_PASS_THREADS=1 there), its products
     on `reid.gemm.matmul_nt` (2.2x MKL on the Zen 5 machine).
