@@ -14,3 +14,7 @@ class ConfigError(ReidError):
 
 class DataError(ReidError):
     """A dataset folder, image or feature file that cannot be used."""
+
+
+class SettingError(ReidError, ValueError):
+    """An environment variable (REID_*) with a value that cannot be used."""

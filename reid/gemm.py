@@ -19,6 +19,8 @@ import time
 
 import torch
 
+from reid.errors import SettingError
+
 __all__ = ["KERNELS", "gemm_kernel", "matmul_nt"]
 
 KERNELS = ("blas", "onednn")
@@ -35,7 +37,7 @@ def gemm_kernel() -> str:
     """The kernel `matmul_nt` uses for CPU float32 tensors in this process: "blas" or "onednn"."""
     forced = os.environ.get("REID_GEMM", "auto")
     if forced not in (*KERNELS, "auto"):
-        raise ValueError(f"REID_GEMM must be one of auto, {', '.join(KERNELS)}; got {forced!r}")
+        raise SettingError(f"REID_GEMM must be one of auto, {', '.join(KERNELS)}; got {forced!r}")
     if forced == "blas":
         return "blas"
     m, k, n = _CALIBRATION

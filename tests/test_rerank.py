@@ -307,9 +307,17 @@ def test_near_ties_across_a_cut_are_ordered_by_float64_and_other_rows_are_left_a
 def test_rows_already_of_unit_length_are_not_divided_again() -> None:
     from reid.inference.rerank_sources import FeatureSource
 
-    x = np.random.default_rng(9).standard_normal((30, 64)).astype(np.float32)
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)  # float32 unit rows: norms 1 +- a few 1e-8
-    x[:10] = unit[:10]
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((30, 64)).astype(np.float32) * 3
+    # Rows of norm 1 + 2^-22 (2 float32 ulps) on any CPU: 16 entries of +-0.25, one of them 0.25 + 2^-20
+    # (squares sum to exactly 1 + 2^-21). Dividing them by their norm would change their bits.
+    unit = np.zeros((10, 64), np.float32)
+    for r in range(10):
+        cols = rng.choice(64, 16, replace=False)
+        unit[r, cols] = rng.choice([-0.25, 0.25], 16)
+        unit[r, cols[0]] = np.copysign(np.float32(0.25 + 2.0**-20), unit[r, cols[0]])
+    assert not np.array_equal(unit / np.float32(1 + 2.0**-22), unit)
+    x[:10] = unit
     src = FeatureSource(torch.from_numpy(x.copy()), 5, 64, True)
-    assert np.array_equal(src.x[:10].numpy(), unit[:10])  # bit for bit: not divided by 1 +- 1e-7
-    np.testing.assert_allclose(np.linalg.norm(src.x.numpy(), axis=1), 1.0, rtol=1e-6)
+    assert np.array_equal(src.x[:10].numpy(), unit)  # untouched, bit for bit
+    np.testing.assert_allclose(np.linalg.norm(src.x.numpy(), axis=1), 1.0, rtol=1e-6)  # the others divided

@@ -22,6 +22,7 @@ import os
 
 import torch
 
+from reid.errors import SettingError
 from reid.gemm import matmul_nt
 
 __all__ = ["FeatureSource", "MatrixSource", "Source", "pass_threads"]
@@ -38,7 +39,7 @@ def pass_threads() -> int:
     """
     value = os.environ.get("REID_RERANK_PASS_THREADS", str(torch.get_num_threads()))
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"REID_RERANK_PASS_THREADS must be a positive integer, got {value!r}")
+        raise SettingError(f"REID_RERANK_PASS_THREADS must be a positive integer, got {value!r}")
     return int(value)
 
 
