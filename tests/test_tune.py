@@ -112,3 +112,31 @@ def test_killed_tune_resumes_and_numbers_continue(tiny_root, tmp_path):
     assert len(set(values)) == len(values)
     assert (out / "best.yaml").is_file() and (out / "trials.md").is_file() and (out / "plots/history.png").is_file()
     assert (out / "trials" / "trial_0000" / "config.yaml").is_file()
+
+
+def test_a_trial_killed_before_it_recorded_its_process_is_failed_once_no_worker_of_this_host_lives(tmp_path):
+    # optuna creates a trial RUNNING before the objective records host and pid; a kill in between
+    # must not leave it RUNNING for ever (the resumed tune would count it as unfinished work)
+    import socket
+
+    from reid.tuning.study import _register_worker, fail_orphans, open_study
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_worker = f"worker {socket.gethostname()} {int(gone.stdout)}"
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    study, url = open_study(tmp_path / "a", None, "a", 0)
+    assert url.startswith("sqlite")
+    study.set_user_attr(dead_worker, True)
+    bare = study.ask()  # RUNNING, no host / pid: its process was killed inside ask
+    assert fail_orphans(study, local=False) == 0  # a shared server database: left to optuna's heartbeats
+    assert fail_orphans(study, local=True) == 1
+    assert study.get_trials(deepcopy=False)[bare.number].state.name == "FAIL"
+
+    study, _ = open_study(tmp_path / "b", None, "b", 0)
+    study.set_user_attr(dead_worker, True)
+    _register_worker(study)  # this live process works on the study too: the bare trial may be its own
+    bare = study.ask()
+    assert fail_orphans(study, local=True) == 0
+    assert study.get_trials(deepcopy=False)[bare.number].state.name == "RUNNING"

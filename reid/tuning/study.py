@@ -27,6 +27,7 @@ from reid.errors import ConfigError
 from .space import SearchSpace
 
 DONE_STATES = ("COMPLETE", "PRUNED")
+_WORKER_KEY = "worker "  # study attribute "worker HOST PID": a process that may create trials
 
 
 @dataclass
@@ -91,17 +92,37 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, seed: int):
     ), url
 
 
-def fail_orphans(study: Any) -> int:
-    """Mark as failed the RUNNING trials of this machine whose process is gone (a killed tune)."""
+def fail_orphans(study: Any, local: bool) -> int:
+    """Mark as failed the RUNNING trials of this machine whose process is gone (a killed tune).
+
+    A trial records its host and pid first thing, but optuna creates it RUNNING a moment before
+    (while the sampler draws): a process killed in that window leaves a trial without them. In a
+    local (SQLite) study such a trial is an orphan once no worker registered on this machine is
+    alive; a shared server database leaves it to optuna's heartbeats.
+    """
     optuna = _optuna()
     host, failed = socket.gethostname(), 0
+    workers_alive = any(_alive(pid) for pid in _registered_workers(study, host))
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         attrs = frozen.user_attrs
-        if attrs.get("host") != host or _alive(int(attrs.get("pid", -1))):
+        if "host" not in attrs:
+            if not local or workers_alive:
+                continue
+        elif attrs["host"] != host or _alive(int(attrs.get("pid", -1))):
             continue
         study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.FAIL)
         failed += 1
     return failed
+
+
+def _register_worker(study: Any) -> None:
+    """Record this process in the study (host and pid), before it creates any trial."""
+    study.set_user_attr(f"{_WORKER_KEY}{socket.gethostname()} {os.getpid()}", True)
+
+
+def _registered_workers(study: Any, host: str) -> list[int]:
+    prefix = f"{_WORKER_KEY}{host} "
+    return [int(key[len(prefix) :]) for key in study.user_attrs if key.startswith(prefix)]
 
 
 def _alive(pid: int) -> bool:
@@ -144,6 +165,7 @@ def _worker(args: dict, total: int, worker: int) -> None:
 
     torch.set_num_threads(args["threads"])
     study, _ = open_study(Path(args["out_dir"]), args["storage"], args["study_name"], args["seed"])
+    _register_worker(study)
     # a fresh seed per process and per resume: the same seed would redraw the trials already in the study
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = _optuna().samplers.TPESampler(seed=args["seed"] + 7919 * worker + existing, n_startup_trials=4)
@@ -181,7 +203,7 @@ def run_tune(
     out_dir.mkdir(parents=True, exist_ok=True)
     name = study_name or out_dir.resolve().name
     study, url = open_study(out_dir, storage, name, seed)
-    fail_orphans(study)
+    fail_orphans(study, url.startswith("sqlite"))
     trial_config(config_path, list(overrides or []), space, {})  # a bad base config fails before any trial
     threads = max(1, (os.cpu_count() or 1) // workers)
     args = {
