@@ -263,6 +263,7 @@ def test_feature_form_equals_distance_form_with_large_blocks() -> None:
 def test_pass_thread_count_changes_nothing_and_bad_values_are_refused(monkeypatch) -> None:
     rng = np.random.default_rng(5)
     x = rng.standard_normal((300, 24)).astype(np.float32)
+    monkeypatch.setenv("REID_RERANK_PASS_THREADS", "1")  # the busy-machine setting; the default is all threads
     one = k_reciprocal(x[:60], x[60:], 10, 3, 0.3, device="cpu", chunk_size=64)
     monkeypatch.setenv("REID_RERANK_PASS_THREADS", "2")
     two = k_reciprocal(x[:60], x[60:], 10, 3, 0.3, device="cpu", chunk_size=64)
