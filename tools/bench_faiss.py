@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--kinds", default="flat,ivf,hnsw,ivfpq")
     p.add_argument("--nprobe", type=int, default=16)
-    p.add_argument("--train-size", type=int, default=20_000, help="vectors used to train ivf / ivfpq")
+    p.add_argument("--train-size", type=int, default=0, help="vectors training ivf / ivfpq (0: the default, 64 a list)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     import faiss
@@ -59,7 +59,7 @@ def main() -> None:
     print(head + f"{'recall@1':>8} {'recall@10':>9} {'recall@k':>8}")
     for kind in args.kinds.split(","):
         start = time.perf_counter()
-        gi = GalleryIndex.build(g, kind, normalize=False, train_size=args.train_size)
+        gi = GalleryIndex.build(g, kind, normalize=False, train_size=args.train_size or None)
         build = time.perf_counter() - start
         size = len(faiss.serialize_index(gi.index)) / 2**20
         start = time.perf_counter()

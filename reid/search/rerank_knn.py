@@ -99,9 +99,6 @@ def knn_lists(
     return KnnLists(np.maximum(dist, 0), idx, rowmax, num_query)
 
 
-_POINTS_PER_CELL = 64  # k-means training points per cell
-
-
 def _cell_lists(
     x: np.ndarray,
     k: int,
@@ -124,12 +121,12 @@ def _cell_lists(
     loaded cores tripled its CPU time at 30,000 points: REID_RERANK_PASS_THREADS=1 there), its products
     on `reid.gemm.matmul_nt` (2.2x MKL on the Zen 5 machine).
     """
-    from .index import _faiss
+    from .index import TRAIN_POINTS_PER_CELL, _faiss
 
     faiss = _faiss()
     n, dim = x.shape
     cells = int(nlist or max(1, min(4 * np.sqrt(n), n // 39)))
-    train_size = int(train_size or _POINTS_PER_CELL * cells)
+    train_size = int(train_size or TRAIN_POINTS_PER_CELL * cells)
     rng = np.random.default_rng(seed)
     sample = x[np.sort(rng.choice(n, train_size, replace=False))] if n > train_size else x
     km = faiss.Kmeans(dim, cells, niter=niter, seed=seed)
