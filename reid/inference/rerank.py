@@ -165,7 +165,7 @@ def _rerank(src: Source, k1: int, k2: int, lambda_value: float, chunk: int) -> n
         raise ValueError("a point has distance 0 to every point; re-ranking is undefined")
     src.settle_near_ties(near_d, near, rowmax, (k_full, k_half, k_qe))
     near_d, near = near_d[:, :k_used], near[:, :k_used]
-    with _one_cpu_thread(out.device):
+    with _on_pass_threads(out.device):
         v = _encode(src, near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
         del near_d
         if k2 != 1:
@@ -176,11 +176,12 @@ def _rerank(src: Source, k1: int, k2: int, lambda_value: float, chunk: int) -> n
 
 
 @contextlib.contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run the sort/gather-heavy sparse stages on one CPU thread, restoring the count after.
+def _on_pass_threads(device: torch.device) -> Iterator[None]:
+    """Run the sort/gather-heavy sparse stages on `pass_threads()` CPU threads, restoring the count after.
 
-    torch's parallel sort and unique gain little here and slow down several-fold
-    when the cores are shared (measured 8x on the 2-core development machine).
+    All threads by default (fastest on an idle machine); torch's parallel sort and unique slowed
+    down several-fold when the cores were shared (8x on the loaded 2-core development machine),
+    which is what REID_RERANK_PASS_THREADS=1 is for.
     """
     if device.type != "cpu":
         yield

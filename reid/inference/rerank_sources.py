@@ -6,7 +6,7 @@ gallery block (``scan``), and the distance of arbitrary pairs (``pairs``).
 
 The feature scan is bound by the symmetric Gram product (each block of the
 upper triangle serves its rows and its columns). Everything else in it is kept
-to a few cheap single-thread passes per block: the running k nearest are
+to a few cheap passes per block (on `pass_threads()`): the running k nearest are
 updated with a threshold filter instead of a top-k of every block (once a row
 holds k candidates only entries below its current k-th distance can enter, and
 after the first blocks these are a handful per row), found through minima of

@@ -25,7 +25,7 @@ import torch
 
 from reid.errors import DataError
 from reid.gemm import matmul_nt
-from reid.inference.rerank import _check_params, _encode, _local_query_expansion, _one_cpu_thread, _Sparse
+from reid.inference.rerank import _check_params, _encode, _local_query_expansion, _on_pass_threads, _Sparse
 from reid.inference.rerank_sources import FeatureSource, Source
 from reid.test_time import DEFAULTS
 
@@ -141,7 +141,7 @@ def _cell_lists(
     xs = torch.from_numpy(x[order])
     order_t = torch.from_numpy(order)
     dist_s, idx_s = torch.empty((n, k)), torch.empty((n, k), dtype=torch.int64)
-    with _one_cpu_thread(torch.device("cpu")):
+    with _on_pass_threads(torch.device("cpu")):
         for c in range(cells):
             lo, hi = int(bounds[c]), int(bounds[c + 1])
             if lo == hi:
@@ -259,7 +259,7 @@ def k_reciprocal_from_lists(
     if not bool((rowmax > 0).all()):
         raise DataError("a point has distance 0 to every point; re-ranking is undefined")
     k_full, k_half = min(k1 + 1, n), min(int(np.around(k1 / 2.0)) + 1, n)
-    with _one_cpu_thread(torch.device("cpu")):
+    with _on_pass_threads(torch.device("cpu")):
         v = _encode(_FeaturePairs(x), near_d[:, :k_full], near[:, :k_full], near[:, :k_half], rowmax)
         del x, near_d  # the features' copy is not needed past the expanded sets (2 GB at 1M x 512)
         clock("encode")
